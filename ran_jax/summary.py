@@ -1,0 +1,81 @@
+r"""Prints a network's per-stage output shapes, parameter count and MACs.
+
+    python -m ran_jax.summary --model=attention92 --image_size=320
+    python -m ran_jax.summary --model=cifar_attention92 --json
+
+Counts follow the paper's conventions (spec 3.3): trainable parameters (BatchNorm running
+statistics reported separately) and multiply-accumulates of conv and dense layers per image.
+Nothing is computed on real data: shapes come from ``jax.eval_shape``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags
+
+from ran_jax.models import get_model, list_models
+from ran_jax.models.complexity import complexity
+
+_MODEL = flags.DEFINE_string("model", "attention56", f"One of: {', '.join(list_models())}.")
+_NUM_CLASSES = flags.DEFINE_integer(
+    "num_classes", None, "Classifier outputs (default: 1000 for ImageNet networks, else 10)."
+)
+_IMAGE_SIZE = flags.DEFINE_integer(
+    "image_size", None, "Input side in pixels (default: 224 for ImageNet networks, else 32)."
+)
+_JSON = flags.DEFINE_bool("json", False, "End with one line holding a JSON object.")
+
+
+def summarize(name: str, num_classes: int | None, image_size: int | None) -> dict:
+    """The summary of one network as a JSON-ready dict."""
+    imagenet = get_model(name, num_classes=1).stem == "imagenet"
+    if num_classes is None:
+        num_classes = 1000 if imagenet else 10
+    if image_size is None:
+        image_size = 224 if imagenet else 32
+    model = get_model(name, num_classes=num_classes)
+    if not model.fits(image_size):
+        raise ValueError(
+            f"--image_size={image_size} is too small for {name}; "
+            f"use at least {model.min_image_size()}."
+        )
+    c = complexity(model, image_size)
+    return {
+        "model": name,
+        "num_classes": num_classes,
+        "image_size": image_size,
+        "params": c.params,
+        "batch_stats": c.batch_stats,
+        "macs": c.macs,
+        "output_shape": list(c.output_shape),
+        "stage_shapes": {k: list(v) for k, v in c.stage_shapes.items()},
+    }
+
+
+def _print_table(s: dict) -> None:
+    print(f"{s['model']}  ({s['num_classes']} classes, {s['image_size']}x{s['image_size']} input)")
+    for stage, shape in s["stage_shapes"].items():
+        print(f"  {stage:<8} {'x'.join(map(str, shape[1:]))}")
+    print(f"  trainable parameters      {s['params']:>14,}")
+    print(f"  BatchNorm running stats   {s['batch_stats']:>14,}")
+    print(f"  conv+dense MACs per image {s['macs']:>14,}  ({s['macs'] / 1e9:.3f} G)")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        s = summarize(_MODEL.value, _NUM_CLASSES.value, _IMAGE_SIZE.value)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    _print_table(s)
+    if _JSON.value:
+        print(json.dumps(s))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    app.run(main)

@@ -1,0 +1,73 @@
+"""Caffe ceil-mode max-pooling and corner-aligned bilinear Interp against NumPy references."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ran_jax.models.layers import caffe_interp, caffe_max_pool, check_choice, pooled_size
+
+
+def _ref_max_pool(x: np.ndarray) -> np.ndarray:
+    """Caffe Pooling (MAX, k=3, s=2, pad 0): windows start every 2 and are clipped at the edge."""
+    n, h, w, c = x.shape
+    oh, ow = pooled_size(h), pooled_size(w)
+    out = np.empty((n, oh, ow, c), x.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            out[:, i, j] = x[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].max(axis=(1, 2))
+    return out
+
+
+def _ref_interp(x: np.ndarray, oh: int, ow: int) -> np.ndarray:
+    """Caffe Interp: out(i) samples in((in-1)/(out-1) * i) with bilinear weights."""
+    n, h, w, c = x.shape
+    out = np.zeros((n, oh, ow, c), np.float64)
+    for i in range(oh):
+        sy = i * (h - 1) / (oh - 1) if oh > 1 else 0.0
+        y0 = int(np.floor(sy))
+        y1, fy = min(y0 + 1, h - 1), sy - y0
+        for j in range(ow):
+            sx = j * (w - 1) / (ow - 1) if ow > 1 else 0.0
+            x0 = int(np.floor(sx))
+            x1, fx = min(x0 + 1, w - 1), sx - x0
+            out[:, i, j] = (
+                (1 - fy) * (1 - fx) * x[:, y0, x0]
+                + (1 - fy) * fx * x[:, y0, x1]
+                + fy * (1 - fx) * x[:, y1, x0]
+                + fy * fx * x[:, y1, x1]
+            )
+    return out
+
+
+@pytest.mark.parametrize(
+    "size,expected", [(112, 56), (56, 28), (28, 14), (14, 7), (7, 3), (8, 4), (4, 2), (3, 1), (2, 1)]
+)
+def test_pooled_size_is_caffe_ceil_mode(size, expected):
+    assert pooled_size(size) == expected
+
+
+@pytest.mark.parametrize("shape", [(2, 7, 7, 3), (1, 9, 6, 2), (1, 2, 5, 1), (1, 57, 57, 2)])
+def test_max_pool_matches_caffe(shape):
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(caffe_max_pool(jnp.asarray(x))), _ref_max_pool(x))
+
+
+def test_max_pool_rejects_a_map_too_small():
+    with pytest.raises(ValueError, match="too small"):
+        caffe_max_pool(jnp.zeros((1, 1, 1, 4)))
+
+
+@pytest.mark.parametrize("src,dst", [((3, 3), (7, 7)), ((4, 2), (8, 5)), ((7, 7), (14, 14)),
+                                     ((1, 1), (4, 4)), ((5, 6), (5, 6)), ((6, 6), (3, 3))])
+def test_interp_matches_caffe_align_corners(src, dst):
+    x = np.random.default_rng(1).normal(size=(2, *src, 3)).astype(np.float32)
+    out = np.asarray(caffe_interp(jnp.asarray(x), dst))
+    np.testing.assert_allclose(out, _ref_interp(x, *dst), rtol=1e-5, atol=1e-5)
+    # Corner alignment: the four corners are copied exactly.
+    np.testing.assert_allclose(out[:, [0, 0, -1, -1], [0, -1, 0, -1]],
+                               x[:, [0, 0, -1, -1], [0, -1, 0, -1]], rtol=1e-6)
+
+
+def test_check_choice_names_value_and_choices():
+    with pytest.raises(ValueError, match=r"Unknown colour 'red'; valid choices are: 'blue', 'green'"):
+        check_choice("colour", "red", ("blue", "green"))
