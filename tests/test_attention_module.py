@@ -159,8 +159,9 @@ def test_local_mask_has_same_units_as_soft_mask_and_no_pooling(levels):
             shapes.append(args[0].shape)
         return next_fun(*args, **kwargs)
 
-    branch = LocalMaskBranch(levels, 1, Halve, functools.partial(
-        MaskTail, activation="mixed", conv=conv, norm=norm))
+    branch = LocalMaskBranch(
+        levels, 1, Halve, functools.partial(MaskTail, activation="mixed", conv=conv, norm=norm)
+    )
     with nn.intercept_methods(record):
         branch.init(jax.random.key(0), X)
     assert shapes == [X.shape]

@@ -40,7 +40,8 @@ def _ref_interp(x: np.ndarray, oh: int, ow: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    "size,expected", [(112, 56), (56, 28), (28, 14), (14, 7), (7, 3), (8, 4), (4, 2), (3, 1), (2, 1)]
+    "size,expected",
+    [(112, 56), (56, 28), (28, 14), (14, 7), (7, 3), (8, 4), (4, 2), (3, 1), (2, 1)],
 )
 def test_pooled_size_is_caffe_ceil_mode(size, expected):
     assert pooled_size(size) == expected
@@ -57,17 +58,29 @@ def test_max_pool_rejects_a_map_too_small():
         caffe_max_pool(jnp.zeros((1, 1, 1, 4)))
 
 
-@pytest.mark.parametrize("src,dst", [((3, 3), (7, 7)), ((4, 2), (8, 5)), ((7, 7), (14, 14)),
-                                     ((1, 1), (4, 4)), ((5, 6), (5, 6)), ((6, 6), (3, 3))])
+@pytest.mark.parametrize(
+    "src,dst",
+    [
+        ((3, 3), (7, 7)),
+        ((4, 2), (8, 5)),
+        ((7, 7), (14, 14)),
+        ((1, 1), (4, 4)),
+        ((5, 6), (5, 6)),
+        ((6, 6), (3, 3)),
+    ],
+)
 def test_interp_matches_caffe_align_corners(src, dst):
     x = np.random.default_rng(1).normal(size=(2, *src, 3)).astype(np.float32)
     out = np.asarray(caffe_interp(jnp.asarray(x), dst))
     np.testing.assert_allclose(out, _ref_interp(x, *dst), rtol=1e-5, atol=1e-5)
     # Corner alignment: the four corners are copied exactly.
-    np.testing.assert_allclose(out[:, [0, 0, -1, -1], [0, -1, 0, -1]],
-                               x[:, [0, 0, -1, -1], [0, -1, 0, -1]], rtol=1e-6)
+    np.testing.assert_allclose(
+        out[:, [0, 0, -1, -1], [0, -1, 0, -1]], x[:, [0, 0, -1, -1], [0, -1, 0, -1]], rtol=1e-6
+    )
 
 
 def test_check_choice_names_value_and_choices():
-    with pytest.raises(ValueError, match=r"Unknown colour 'red'; valid choices are: 'blue', 'green'"):
+    with pytest.raises(
+        ValueError, match=r"Unknown colour 'red'; valid choices are: 'blue', 'green'"
+    ):
         check_choice("colour", "red", ("blue", "green"))

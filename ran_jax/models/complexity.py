@@ -65,9 +65,7 @@ def complexity(model: nn.Module, image_size: int | tuple[int, int]) -> Complexit
             stage_shapes["head"] = tuple(out.shape)
         return out
 
-    variables = jax.eval_shape(
-        lambda x: model.init(jax.random.key(0), x, train=False), images
-    )
+    variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), images)
     with nn.intercept_methods(record):
         output = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, images)
     return Complexity(

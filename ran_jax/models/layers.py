@@ -56,7 +56,7 @@ def caffe_max_pool(x: jnp.ndarray, window: int = 3, stride: int = 2) -> jnp.ndar
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _interp_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source indices and weights of corner-aligned linear interpolation along one axis."""
     scale = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0

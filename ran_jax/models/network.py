@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -226,4 +225,3 @@ class ResidualAttentionNetwork(nn.Module):
             self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype, name="classifier"
         )(x)
         return x.astype(jnp.float32)
-
