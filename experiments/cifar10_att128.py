@@ -1,0 +1,7 @@
+"""Attention-128 (m=3) on CIFAR-10 with ARL; paper: 4.44% error (spec 6)."""
+
+from ran_jax import configs
+
+
+def get_config():
+    return configs.cifar("cifar_attention128")

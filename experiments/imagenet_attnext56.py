@@ -1,0 +1,7 @@
+"""AttentionNeXt-56 on ImageNet at 224; paper: 21.2/5.6 top-1/top-5 error (spec 6)."""
+
+from ran_jax import configs
+
+
+def get_config():
+    return configs.imagenet("attentionnext56")

@@ -1,0 +1,353 @@
+"""tf.data input pipelines for CIFAR-10/100, ImageNet and cluttered digits (spec section 7).
+
+Every process reads its own part of a split and yields numpy batches of ``batch_size //
+jax.process_count()`` examples; splitting them over local devices is the training loop's job.
+
+Exact resume: the training stream is a pure function of (config, process, ``start_step``).
+Each epoch is a fixed shuffle of the process's examples seeded by (seed, epoch), and every
+random draw of an example (augmentation, noisy label) comes from stateless ops keyed by the
+seed and the example's index in the split, never by pipeline state. Resuming at step k skips
+whole epochs without reading them and then ``k * B`` modulo the epoch size still-encoded
+examples, so ``train_batches(config, start_step=k)`` yields exactly the batches an
+uninterrupted run yields from its k-th on.
+
+Nothing is ever downloaded: a dataset missing from ``config.data_dir`` raises
+``DataNotFoundError`` saying how to supply it offline (spec section 4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_datasets as tfds  # noqa: E402
+
+try:  # TensorFlow only feeds the host; the accelerators belong to JAX.
+    tf.config.set_visible_devices([], "GPU")
+except RuntimeError:  # TensorFlow had already initialised its devices.
+    pass
+
+# (train split, eval split) of each supported tfds dataset.
+SPLITS = {
+    "cifar10": ("train", "test"),
+    "cifar100": ("train", "test"),
+    "imagenet2012": ("train", "validation"),
+    "cluttered_digits": ("train", "test"),
+}
+# Per-channel (mean, std) of pixels scaled to [0, 1]; cluttered digits are only scaled.
+NORMALISATION = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "imagenet2012": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "cluttered_digits": ((0.0,), (1.0,)),
+}
+CIFAR_PAD = 4  # Zero padding before the random crop (translation) of small images.
+EVAL_CROP_FRACTION = 0.875  # ImageNet eval: shorter side resized to image_size / 0.875.
+_MANUAL_ARCHIVES = {
+    "cifar10": ("cifar-10-binary.tar.gz",),
+    "cifar100": ("cifar-100-binary.tar.gz",),
+    "imagenet2012": ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"),
+}
+# Independent random streams derived from config.seed.
+_SHUFFLE, _AUGMENT, _NOISE = range(3)
+
+
+class DataNotFoundError(Exception):
+    """The dataset is not prepared in the data_dir; the message says how to supply it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What the model and the training loop need to know about a dataset."""
+
+    name: str
+    num_classes: int
+    image_size: int
+    num_channels: int
+    num_train: int
+    num_eval: int
+    train_split: str
+    eval_split: str
+
+
+def _not_prepared_message(builder: tfds.core.DatasetBuilder) -> str:
+    """Explains where the prepared dataset or its source archives have to go."""
+    name, root = builder.name, builder.data_dir_root
+    manual_dir = root / "downloads" / "manual"
+    build = f"tfds build {name} --data_dir={root} --manual_dir={manual_dir}"
+    archives = " and ".join(_MANUAL_ARCHIVES[name])
+    message = (
+        f"Dataset '{name}' is not prepared in data_dir {root} and is never downloaded "
+        f"automatically. Either copy a prepared tfds folder to {builder.data_dir}/, or place "
+        f"{archives} in the manual dir {manual_dir}/ and run `{build}`"
+    )
+    if name == "imagenet2012":
+        return message + "."
+    return message + f", or run `tfds build {name} --data_dir={root}` once with internet access."
+
+
+def _builder(config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+    """The prepared tfds builder of ``config.dataset``; never downloads anything."""
+    if config.dataset not in SPLITS:
+        raise ValueError(
+            f"Unknown dataset {config.dataset!r}; valid names are: {', '.join(SPLITS)}."
+        )
+    if config.dataset == "cluttered_digits":  # Generated locally in seconds, no download.
+        from ran_jax.data import cluttered_digits
+
+        builder = cluttered_digits.prepare(config.data_dir)
+    else:
+        builder = tfds.builder(config.dataset, data_dir=config.data_dir)
+    if not builder.is_prepared():
+        raise DataNotFoundError(_not_prepared_message(builder))
+    return builder
+
+
+def _info(config: ml_collections.ConfigDict, builder: tfds.core.DatasetBuilder) -> DatasetInfo:
+    train_split, eval_split = SPLITS[config.dataset]
+    features, splits = builder.info.features, builder.info.splits
+    height, _, channels = features["image"].shape
+    return DatasetInfo(
+        name=config.dataset,
+        num_classes=features["label"].num_classes,
+        image_size=config.image_size if height is None else height,
+        num_channels=channels,
+        num_train=splits[train_split].num_examples,
+        num_eval=splits[eval_split].num_examples,
+        train_split=train_split,
+        eval_split=eval_split,
+    )
+
+
+def dataset_info(config: ml_collections.ConfigDict) -> DatasetInfo:
+    """Classes, image shape and split sizes of ``config.dataset`` (must be prepared)."""
+    return _info(config, _builder(config))
+
+
+def _process_batch_size(global_batch_size: int) -> int:
+    count = jax.process_count()
+    if global_batch_size % count:
+        raise ValueError(
+            f"batch_size {global_batch_size} is not divisible by the {count} processes."
+        )
+    return global_batch_size // count
+
+
+def _process_range(num_examples: int, *, drop_remainder: bool) -> tuple[int, int]:
+    """[start, stop) of this process's part of a split, as ``tfds.split_for_jax_process``."""
+    count, index = jax.process_count(), jax.process_index()
+    size, rest = divmod(num_examples, count)
+    if drop_remainder:
+        return index * size, (index + 1) * size
+    start = index * size + min(index, rest)
+    return start, start + size + int(index < rest)
+
+
+def _read(
+    builder: tfds.core.DatasetBuilder, split: str, start: int, stop: int, cache: bool
+) -> tf.data.Dataset:
+    """(index in the split, encoded image, label) of examples start..stop-1, in file order.
+
+    Images stay encoded so that skipping examples on resume costs no decoding.
+    """
+    ds = builder.as_dataset(
+        split=f"{split}[{start}:{stop}]",
+        shuffle_files=False,
+        decoders={"image": tfds.decode.SkipDecoding()},
+    )
+    ds = ds.enumerate(start=start).map(lambda index, ex: (index, ex["image"], ex["label"]))
+    return ds.cache() if cache else ds
+
+
+def _key(seed: int, stream: int, *data: tf.Tensor) -> tf.Tensor:
+    """A seed for stateless random ops that depends only on ``seed``, ``stream`` and ``data``."""
+    key = tf.constant([seed, stream], tf.int64)
+    for value in data:
+        key = tf.random.experimental.stateless_fold_in(key, tf.cast(value, tf.int64))
+    return key
+
+
+def _noisy_label(
+    label: tf.Tensor, index: tf.Tensor, *, num_classes: int, noise: float, seed: int
+) -> tf.Tensor:
+    """Keeps ``label`` with probability 1 - noise, else draws one of the other classes uniformly.
+
+    The corruption matrix of paper section 4.1: Q_ii = r = 1 - noise, Q_ij = (1 - r) / (C - 1).
+    Keyed by the example's index in the split, so it is the same in every epoch and process.
+    """
+    flip_key, class_key = tf.unstack(
+        tf.random.experimental.stateless_split(_key(seed, _NOISE, index), 2)
+    )
+    flip = tf.random.stateless_uniform([], flip_key) < noise
+    shift = tf.random.stateless_uniform([], class_key, minval=1, maxval=num_classes, dtype=tf.int64)
+    return tf.where(flip, (label + shift) % num_classes, label)
+
+
+def noisy_labels(labels: np.ndarray, num_classes: int, noise: float, seed: int) -> np.ndarray:
+    """The noisy training labels, ``labels[i]`` being the label of example i of the train split.
+
+    Exactly the labels ``train_batches`` yields when ``config.label_noise == noise``.
+    """
+    ds = tf.data.Dataset.from_tensor_slices(np.asarray(labels, np.int64)).enumerate()
+    ds = ds.map(
+        lambda index, label: _noisy_label(
+            label, index, num_classes=num_classes, noise=noise, seed=seed
+        )
+    )
+    batches = list(ds.batch(4096).as_numpy_iterator())
+    return np.concatenate([np.empty(0, np.int64), *batches]).astype(np.asarray(labels).dtype)
+
+
+def _decode_small(image_bytes: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
+    """A CIFAR or cluttered digits PNG as uint8 [S, S, C]."""
+    image = tf.io.decode_png(image_bytes, channels=info.num_channels)
+    return tf.ensure_shape(image, [info.image_size, info.image_size, info.num_channels])
+
+
+def _pad_and_crop(image: tf.Tensor, key: tf.Tensor, pad: int = CIFAR_PAD) -> tf.Tensor:
+    """Zero-pads ``pad`` pixels per side and takes a random crop of the original size."""
+    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+    return tf.image.stateless_random_crop(padded, tf.shape(image), seed=key)
+
+
+def _random_resized_crop(image_bytes: tf.Tensor, key: tf.Tensor, size: int) -> tf.Tensor:
+    """Inception-style crop of 8-100% of the area, aspect ratio 3/4-4/3, resized to size^2.
+
+    Only the crop is decoded. After 10 failed draws the whole image is used.
+    """
+    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.io.extract_jpeg_shape(image_bytes),
+        bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
+        seed=key,
+        min_object_covered=0.0,  # The box is the whole image: area_range alone decides.
+        aspect_ratio_range=(3 / 4, 4 / 3),
+        area_range=(0.08, 1.0),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    window = tf.stack([begin[0], begin[1], crop_size[0], crop_size[1]])
+    image = tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3)
+    return tf.image.resize(image, [size, size], antialias=True)
+
+
+def _resize_and_centre_crop(image_bytes: tf.Tensor, size: int) -> tf.Tensor:
+    """ImageNet eval: shorter side resized to size / 0.875, then the central size^2 crop."""
+    image = tf.io.decode_jpeg(image_bytes, channels=3)
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = round(size / EVAL_CROP_FRACTION) / tf.reduce_min(shape)
+    image = tf.image.resize(image, tf.cast(tf.round(shape * scale), tf.int32), antialias=True)
+    return tf.image.resize_with_crop_or_pad(image, size, size)
+
+
+def _normalise(image: tf.Tensor, name: str) -> tf.Tensor:
+    mean, std = NORMALISATION[name]
+    return (tf.cast(image, tf.float32) / 255.0 - mean) / std
+
+
+def _train_image(image_bytes: tf.Tensor, key: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
+    """Decoded, augmented (spec section 7) and normalised training image."""
+    crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
+    if info.name == "imagenet2012":
+        image = _random_resized_crop(image_bytes, crop_key, info.image_size)
+    else:
+        image = _pad_and_crop(_decode_small(image_bytes, info), crop_key)
+    if info.name != "cluttered_digits":  # Mirrored digits are not digits.
+        image = tf.image.stateless_random_flip_left_right(image, flip_key)
+    return _normalise(image, info.name)
+
+
+def _eval_image(image_bytes: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
+    if info.name == "imagenet2012":
+        image = _resize_and_centre_crop(image_bytes, info.image_size)
+    else:
+        image = _decode_small(image_bytes, info)
+    return _normalise(image, info.name)
+
+
+def _options() -> tf.data.Options:
+    options = tf.data.Options()
+    options.deterministic = True
+    return options
+
+
+def train_batches(
+    config: ml_collections.ConfigDict, *, start_step: int = 0
+) -> Iterator[dict[str, np.ndarray]]:
+    """Endless augmented training batches of this process, from batch ``start_step`` on.
+
+    Yields {'image': float32 [B, H, W, C], 'label': int32 [B]} with
+    B = config.batch_size // jax.process_count(). Batches run across epoch boundaries.
+    """
+    if not 0 <= config.label_noise < 1:
+        raise ValueError(f"label_noise must be in [0, 1), got {config.label_noise}.")
+    builder = _builder(config)
+    info = _info(config, builder)
+    batch_size = _process_batch_size(config.batch_size)
+    start, stop = _process_range(info.num_train, drop_remainder=True)
+    examples = _read(builder, info.train_split, start, stop, config.get("cache", False))
+    first_epoch, skip = divmod(start_step * batch_size, stop - start)
+
+    def shuffled_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        seed = tf.random.stateless_uniform(
+            [], _key(config.seed, _SHUFFLE, epoch), minval=None, maxval=None, dtype=tf.int64
+        )
+        shuffled = examples.shuffle(config.shuffle_buffer, seed, reshuffle_each_iteration=False)
+        return shuffled.map(lambda index, image, label: (epoch, index, image, label))
+
+    def preprocess(
+        epoch: tf.Tensor, index: tf.Tensor, image: tf.Tensor, label: tf.Tensor
+    ) -> dict[str, tf.Tensor]:
+        image = _train_image(image, _key(config.seed, _AUGMENT, epoch, index), info)
+        if config.label_noise:
+            label = _noisy_label(
+                label,
+                index,
+                num_classes=info.num_classes,
+                noise=config.label_noise,
+                seed=config.seed,
+            )
+        return {"image": image, "label": tf.cast(label, tf.int32)}
+
+    ds = tf.data.Dataset.counter(first_epoch).flat_map(shuffled_epoch).skip(skip)
+    ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(_options()).as_numpy_iterator()
+
+
+def eval_batches(config: ml_collections.ConfigDict) -> Iterator[dict[str, np.ndarray]]:
+    """This process's part of the whole eval split, unaugmented, in padded batches.
+
+    Yields {'image', 'label', 'mask'}; mask (bool [B]) is False for the zero padding that
+    fills the last batches. Every process yields the same number of batches, so collectives
+    over them cannot hang, and no example is dropped.
+    """
+    builder = _builder(config)
+    info = _info(config, builder)
+    batch_size = _process_batch_size(config.batch_size)
+    start, stop = _process_range(info.num_eval, drop_remainder=False)
+    largest_part = -(-info.num_eval // jax.process_count())
+    num_batches = -(-largest_part // batch_size)
+
+    def preprocess(index: tf.Tensor, image: tf.Tensor, label: tf.Tensor) -> dict[str, tf.Tensor]:
+        del index
+        image = _eval_image(image, info)
+        return {"image": image, "label": tf.cast(label, tf.int32), "mask": True}
+
+    ds = _read(builder, info.eval_split, start, stop, config.get("cache", False))
+    ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+    padding = tf.data.Dataset.from_tensors(
+        {
+            "image": tf.zeros([info.image_size, info.image_size, info.num_channels]),
+            "label": 0,
+            "mask": False,
+        }
+    ).repeat(num_batches * batch_size - (stop - start))
+    ds = ds.concatenate(padding).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(_options()).as_numpy_iterator()

@@ -1,0 +1,59 @@
+r"""Trains a Residual Attention Network.
+
+    python -m ran_jax.main --config=experiments/imagenet_att92.py --workdir=DIR
+    python -m ran_jax.main --config=experiments/cifar10_att92.py --workdir=DIR \
+        --config.batch_size=128 --config.parallelism=shard_map
+
+Re-running the same command resumes from the latest checkpoint in ``DIR/checkpoints``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from ran_jax import input_pipeline, train  # noqa: E402
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment file.", lock_config=True)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+class _HideLibraryInfo(logging.logging.Filter):
+    """Keeps orbax's per-save INFO chatter out of the console; warnings still show."""
+
+    def filter(self, record) -> bool:
+        return record.levelno >= logging.logging.WARNING or "/orbax/" not in record.pathname
+
+
+def main(argv: list[str]) -> None:
+    logging.get_absl_handler().addFilter(_HideLibraryInfo())
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    config = _CONFIG.value
+    if config.distributed or config.coordinator_address:
+        jax.distributed.initialize(
+            config.coordinator_address, config.num_processes, config.process_id
+        )
+    logging.info(
+        "JAX %s: process %d of %d, %d devices (%s).",
+        jax.__version__,
+        jax.process_index(),
+        jax.process_count(),
+        jax.device_count(),
+        jax.devices()[0].platform,
+    )
+    try:
+        train.train_and_evaluate(config, _WORKDIR.value)
+    except (input_pipeline.DataNotFoundError, train.SetupError) as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    app.run(main)

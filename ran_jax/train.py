@@ -1,0 +1,251 @@
+"""Training and evaluation loop: data-parallel SGD with Nesterov momentum (paper section 4).
+
+``train_step`` and ``eval_step`` are per-device functions with explicit collectives over
+``parallel.AXIS``; ``parallel.DataParallel`` runs them under ``pmap`` or ``shard_map``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+import orbax.checkpoint as ocp
+from absl import logging
+from flax.training import train_state
+
+from ran_jax import checkpointing, input_pipeline
+from ran_jax.metric_writer import MetricWriter
+from ran_jax.models import get_model
+from ran_jax.parallel import AXIS, DataParallel, prefetch
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+class TrainState(train_state.TrainState):
+    batch_stats: Any
+
+
+def learning_rate_fn(config: ml_collections.ConfigDict) -> optax.Schedule:
+    """The paper's piecewise-constant schedule in iterations, with optional warmup and scaling."""
+    lr = config.learning_rate
+    if config.scale_lr_with_batch:
+        lr *= config.batch_size / config.base_batch_size
+    schedule = optax.piecewise_constant_schedule(lr, {int(b): 0.1 for b in config.lr_boundaries})
+    if not config.warmup_steps:
+        return schedule
+    warmup = optax.linear_schedule(0.0, lr, config.warmup_steps)
+    return optax.join_schedules([warmup, schedule], [config.warmup_steps])
+
+
+def create_train_state(
+    config: ml_collections.ConfigDict, model: Any, image_shape: tuple[int, ...]
+) -> TrainState:
+    """Initialises parameters (He init, fixed by ``config.seed``) and the optimizer."""
+    variables = jax.jit(model.init)(
+        jax.random.key(config.seed), jnp.zeros((1, *image_shape), jnp.float32)
+    )
+    tx = optax.chain(
+        optax.add_decayed_weights(config.weight_decay),
+        optax.sgd(learning_rate_fn(config), momentum=config.momentum, nesterov=True),
+    )
+    return TrainState.create(
+        apply_fn=model.apply,
+        params=variables["params"],
+        batch_stats=variables["batch_stats"],
+        tx=tx,
+    )
+
+
+def train_step(
+    state: TrainState, batch: dict[str, jax.Array], lr_fn: optax.Schedule
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One SGD step on this device's share of the batch; gradients averaged over AXIS."""
+
+    def loss_fn(params):
+        logits, updates = state.apply_fn(
+            {"params": params, "batch_stats": state.batch_stats},
+            batch["image"],
+            train=True,
+            mutable=["batch_stats"],
+        )
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+        return loss, (logits, updates["batch_stats"])
+
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    grads = jax.lax.pmean(grads, AXIS)
+    metrics = {
+        "train_loss": loss,
+        "train_accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
+    }
+    metrics = jax.lax.pmean(metrics, AXIS)
+    metrics["learning_rate"] = lr_fn(state.step)
+    # BN statistics are already global (cross-replica BN); pmean keeps replicas bitwise equal.
+    state = state.apply_gradients(grads=grads, batch_stats=jax.lax.pmean(batch_stats, AXIS))
+    return state, metrics
+
+
+def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Sums of loss, top-1 and top-5 hits over the real (mask == True) examples."""
+    logits = state.apply_fn(
+        {"params": state.params, "batch_stats": state.batch_stats}, batch["image"], train=False
+    )
+    mask = batch["mask"].astype(jnp.float32)
+    labels = batch["label"]
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    top5 = jax.lax.top_k(logits, min(5, logits.shape[-1]))[1]
+    sums = {
+        "loss": jnp.sum(loss * mask),
+        "top1": jnp.sum((jnp.argmax(logits, -1) == labels) * mask),
+        "top5": jnp.sum(jnp.any(top5 == labels[:, None], axis=-1) * mask),
+        "count": jnp.sum(mask),
+    }
+    return jax.lax.psum(sums, AXIS)
+
+
+def evaluate(
+    p_eval_step: Callable, state: TrainState, config: ml_collections.ConfigDict, dp: DataParallel
+) -> dict[str, float]:
+    """Top-1/top-5 over the whole evaluation split (padded last batch masked, none dropped)."""
+    totals: dict[str, float] = {}
+    for batch in prefetch(input_pipeline.eval_batches(config), dp.put_batch):
+        for k, v in jax.device_get(p_eval_step(state, batch)).items():
+            totals[k] = totals.get(k, 0.0) + float(v)
+    n = totals["count"]
+    return {
+        "eval_loss": totals["loss"] / n,
+        "eval_top1": totals["top1"] / n,
+        "eval_top5": totals["top5"] / n,
+    }
+
+
+def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
+    """Rejects settings that cannot train, before anything is written."""
+    for key in (
+        "num_train_steps",
+        "batch_size",
+        "log_every_steps",
+        "eval_every_steps",
+        "checkpoint_every_steps",
+        "keep_checkpoints",
+    ):
+        if config[key] <= 0:
+            raise ValueError(f"config.{key} must be positive, got {config[key]}.")
+    if config.learning_rate <= 0:
+        raise ValueError(f"config.learning_rate must be positive, got {config.learning_rate}.")
+    if config.dtype not in DTYPES:
+        raise ValueError(f"Unknown config.dtype {config.dtype!r}; valid: {sorted(DTYPES)}.")
+    if config.batch_size % num_devices:
+        raise ValueError(
+            f"config.batch_size={config.batch_size} is not divisible by the {num_devices} "
+            "devices; choose a multiple of the device count."
+        )
+
+
+class SetupError(ValueError):
+    """A configuration that cannot train; raised before anything is written."""
+
+
+def build(
+    config: ml_collections.ConfigDict,
+) -> tuple[Any, input_pipeline.DatasetInfo, DataParallel]:
+    """Model, dataset description and parallel runner; raises on bad config or missing data."""
+    dp = DataParallel(config.parallelism)
+    check_config(config, dp.num_devices)
+    info = input_pipeline.dataset_info(config)
+    model = get_model(
+        config.model,
+        info.num_classes,
+        dtype=DTYPES[config.dtype],
+        axis_name=AXIS,
+        in_channels=info.num_channels,
+        **config.model_overrides,
+    )
+    if not model.fits(info.image_size):
+        raise ValueError(
+            f"{config.model} cannot take {info.image_size}x{info.image_size} images; "
+            f"its smallest input is {model.min_image_size()}."
+        )
+    return model, info, dp
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+    """Trains ``config`` in ``workdir``, resuming from its latest checkpoint if there is one."""
+    try:
+        model, info, dp = build(config)
+    except ValueError as e:
+        raise SetupError(str(e)) from e
+    image_shape = (info.image_size, info.image_size, info.num_channels)
+    lr_fn = learning_rate_fn(config)
+    state = dp.put_state(create_train_state(config, model, image_shape))
+    p_train_step = dp.compile(functools.partial(train_step, lr_fn=lr_fn))
+    p_eval_step = dp.compile(eval_step, donate_state=False)
+
+    lead = jax.process_index() == 0
+    if lead:
+        os.makedirs(workdir, exist_ok=True)
+    mngr = checkpointing.manager(workdir, config.keep_checkpoints)
+    start = 0
+    if mngr.latest_step() is not None:
+        start = mngr.latest_step()
+        state = checkpointing.restore(mngr, state, start)
+        logging.info("Resumed from the checkpoint of step %d in %s.", start, workdir)
+    writer = MetricWriter(workdir, enabled=lead)
+
+    total, batch = config.num_train_steps, config.batch_size
+    train_iter = prefetch(input_pipeline.train_batches(config, start_step=start), dp.put_batch)
+    logging.info(
+        "Training %s on %s: steps %d..%d, global batch %d on %d devices (%s).",
+        config.model,
+        config.dataset,
+        start,
+        total,
+        batch,
+        dp.num_devices,
+        config.parallelism,
+    )
+    last_time, last_step, metrics = time.time(), start, None
+    for step in range(start + 1, total + 1):
+        state, metrics = p_train_step(state, next(train_iter))
+        if step % config.log_every_steps == 0 or step == total:
+            values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            now = time.time()
+            per_step = (now - last_time) / (step - last_step)
+            values["images_per_second"] = batch / per_step
+            last_time, last_step = now, step
+            writer.write(step, values)
+            logging.info(
+                "step %d/%d  loss %.4f  acc %.4f  lr %.4g  %.1f img/s  ETA %.0f s",
+                step,
+                total,
+                values["train_loss"],
+                values["train_accuracy"],
+                values["learning_rate"],
+                values["images_per_second"],
+                per_step * (total - step),
+            )
+        eval_metrics = None
+        if step % config.eval_every_steps == 0 or step == total:
+            eval_metrics = evaluate(p_eval_step, state, config, dp)
+            writer.write(step, eval_metrics)
+            logging.info(
+                "step %d/%d  eval top-1 %.4f  top-5 %.4f  loss %.4f",
+                step,
+                total,
+                eval_metrics["eval_top1"],
+                eval_metrics["eval_top5"],
+                eval_metrics["eval_loss"],
+            )
+            last_time = time.time()  # keep evaluation out of the throughput figure
+        if step % config.checkpoint_every_steps == 0 or step == total:
+            mngr.save(step, args=ocp.args.StandardSave(state), metrics=eval_metrics, force=True)
+    mngr.wait_until_finished()
+    mngr.close()
+    writer.close()
+    return state

@@ -1,0 +1,331 @@
+"""Input pipeline on mocked tfds data: shapes, augmentation, exact resume, process parts, noise.
+
+``tests/testdata/tfds`` holds hand-written metadata with the real split sizes; tests that need
+small epochs write their own into tmp_path. ``_indexed_as_dataset`` stands in for the tfds reader
+with example i = ``_source(i)``, so every output image can be traced back to its example.
+"""
+
+import itertools
+import json
+import re
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from ran_jax import input_pipeline as ip
+
+METADATA = Path(__file__).parent / "testdata" / "tfds"
+VERSIONS = {
+    "cifar10": "3.0.2",
+    "cifar100": "3.0.2",
+    "imagenet2012": "5.1.0",
+    "cluttered_digits": "1.0.0",
+}
+
+
+def _config(**overrides) -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict(
+        dict(
+            dataset="cifar10",
+            data_dir=None,
+            batch_size=4,
+            image_size=64,
+            seed=0,
+            label_noise=0.0,
+            shuffle_buffer=64,
+        )
+    )
+    config.update(overrides)
+    return config
+
+
+def _take(iterator, n: int) -> list:
+    return list(itertools.islice(iterator, n))
+
+
+def _tiny_metadata(root: Path, name: str, num_train: int, num_eval: int) -> Path:
+    """Metadata saying ``name`` has num_train / num_eval examples (small epochs under mocks)."""
+    splits = [
+        {"name": split, "numShards": "1", "shardLengths": [str(n)]}
+        for split, n in zip(ip.SPLITS[name], (num_train, num_eval), strict=True)
+    ]
+    info = {"name": name, "version": VERSIONS[name], "splits": splits}
+    path = root / name / VERSIONS[name]
+    path.mkdir(parents=True)
+    (path / "dataset_info.json").write_text(json.dumps(info))
+    return root
+
+
+def _source(index, shape) -> tf.Tensor:
+    """The uint8 image of example ``index`` of the fake datasets: noise seeded by the index."""
+    seed = tf.stack([tf.cast(index, tf.int64), 7])
+    return tf.cast(tf.random.stateless_uniform(shape, seed, maxval=256, dtype=tf.int64), tf.uint8)
+
+
+def _indexed_as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False):
+    """Fake tfds reader honouring ``name[start:stop]``: example i is _source(i), label i % C."""
+    del decoders, read_config, shuffle_files  # Images come encoded, as with SkipDecoding.
+    start, stop = map(int, re.fullmatch(r"\w+\[(\d+):(\d+)\]", split).groups())
+    shape = self.info.features["image"].shape
+    num_classes = self.info.features["label"].num_classes
+
+    def example(index):
+        return {"image": tf.io.encode_png(_source(index, shape)), "label": index % num_classes}
+
+    return tf.data.Dataset.range(start, stop).map(example)
+
+
+def _sources(num: int, shape) -> np.ndarray:
+    return np.stack([_source(i, shape).numpy() for i in range(num)])
+
+
+def _locate(image: np.ndarray, sources: np.ndarray, name: str, flips=(False, True)) -> tuple:
+    """(index, dy, dx, flipped): the one source whose zero-padded crop (mirrored) is ``image``."""
+    mean, std = ip.NORMALISATION[name]
+    pixels = np.rint((image * np.array(std) + np.array(mean)) * 255)
+    pad, size = ip.CIFAR_PAD, image.shape[0]
+    padded = np.pad(sources, [(0, 0), (pad, pad), (pad, pad), (0, 0)])
+    hits = []
+    for dy, dx, flipped in itertools.product(range(2 * pad + 1), range(2 * pad + 1), flips):
+        window = padded[:, dy : dy + size, dx : dx + size]
+        window = window[:, :, ::-1] if flipped else window
+        for index in np.flatnonzero(np.all(window == pixels, axis=(1, 2, 3))):
+            hits.append((int(index), dy, dx, flipped))
+    assert len(hits) == 1, f"{len(hits)} sources match this image"
+    return hits[0]
+
+
+def _locate_all(batches: list[dict], sources: np.ndarray, name: str, **kwargs) -> list[tuple]:
+    return [_locate(image, sources, name, **kwargs) for b in batches for image in b["image"]]
+
+
+@pytest.mark.parametrize("name,num_classes", [("cifar10", 10), ("cifar100", 100)])
+def test_cifar_batches_have_the_right_shapes_and_normalised_values(name, num_classes):
+    config = _config(dataset=name)
+    with tfds.testing.mock_data(num_examples=8, data_dir=METADATA):
+        assert ip.dataset_info(config) == ip.DatasetInfo(
+            name, num_classes, 32, 3, 50_000, 10_000, "train", "test"
+        )
+        train = next(ip.train_batches(config))
+        evals = next(ip.eval_batches(config))
+        raw = next(tfds.builder(name).as_dataset(split="test").batch(4).as_numpy_iterator())
+    assert train["image"].shape == (4, 32, 32, 3) and train["image"].dtype == np.float32
+    assert train["label"].shape == (4,) and train["label"].dtype == np.int32
+    assert np.all((0 <= train["label"]) & (train["label"] < num_classes))
+    assert np.all(np.isfinite(train["image"])) and abs(train["image"].mean()) < 0.5
+    assert evals["image"].shape == (4, 32, 32, 3) and evals["image"].dtype == np.float32
+    assert evals["mask"].dtype == bool and evals["mask"].all()
+    mean, std = ip.NORMALISATION[name]
+    np.testing.assert_allclose(evals["image"], (raw["image"] / 255 - mean) / std, atol=1e-5)
+    np.testing.assert_array_equal(evals["label"], raw["label"])
+    assert abs(evals["image"].mean()) < 0.3 and 0.8 < evals["image"].std() < 1.4
+
+
+def test_cifar_augmentation_is_a_random_crop_of_the_zero_padded_image_or_its_mirror(tmp_path):
+    config = _config(batch_size=8)
+    with tfds.testing.mock_data(
+        as_dataset_fn=_indexed_as_dataset, data_dir=_tiny_metadata(tmp_path, "cifar10", 16, 8)
+    ):
+        batches = _take(ip.train_batches(config), 4)  # Two epochs of 16 examples.
+    hits = _locate_all(batches, _sources(16, (32, 32, 3)), "cifar10")
+    labels = np.concatenate([b["label"] for b in batches])
+    np.testing.assert_array_equal(labels, [index % 10 for index, *_ in hits])
+    first, second = hits[:16], hits[16:]
+    assert sorted(h[0] for h in first) == sorted(h[0] for h in second) == list(range(16))
+    assert [h[0] for h in first] != [h[0] for h in second]  # Each epoch has its own order,
+    crops = [dict((h[0], h[1:]) for h in epoch) for epoch in (first, second)]
+    assert sum(crops[0][i] != crops[1][i] for i in range(16)) > 8  # and its own crops.
+    assert len({h[1:3] for h in hits}) > 10 and {h[3] for h in hits} == {False, True}
+
+
+def test_cluttered_digits_are_translated_but_never_mirrored(tmp_path):
+    from ran_jax.data import cluttered_digits
+
+    size = cluttered_digits.IMAGE_SIZE
+    config = _config(dataset="cluttered_digits", batch_size=8)
+    with tfds.testing.mock_data(
+        as_dataset_fn=_indexed_as_dataset,
+        data_dir=_tiny_metadata(tmp_path, "cluttered_digits", 16, 8),
+    ):
+        assert ip.dataset_info(config) == ip.DatasetInfo(
+            "cluttered_digits", 10, size, 1, 16, 8, "train", "test"
+        )
+        batches = _take(ip.train_batches(config), 4)
+        evals = list(ip.eval_batches(config))
+    assert batches[0]["image"].shape == (8, size, size, 1)
+    hits = _locate_all(batches, _sources(16, (size, size, 1)), "cluttered_digits", flips=(False,))
+    assert len({h[1:3] for h in hits}) > 10
+    assert len(evals) == 1 and evals[0]["image"].shape == (8, size, size, 1)
+
+
+@pytest.mark.parametrize("start_step", [3, 5])
+def test_resuming_yields_exactly_the_batches_of_an_uninterrupted_run(tmp_path, start_step):
+    # 10 examples in batches of 4: batches straddle epochs; step 5 starts in the third epoch.
+    config = _config(label_noise=0.3)
+    with tfds.testing.mock_data(
+        num_examples=10, data_dir=_tiny_metadata(tmp_path, "cifar10", 10, 10)
+    ):
+        full = _take(ip.train_batches(config), 7)
+        resumed = _take(ip.train_batches(config, start_step=start_step), 2)
+        cached = _take(ip.train_batches(_config(label_noise=0.3, cache=True)), 7)
+        other_seed = _take(ip.train_batches(_config(label_noise=0.3, seed=1)), 7)
+    for expected, batch in zip(full[start_step : start_step + 2], resumed, strict=True):
+        np.testing.assert_array_equal(batch["image"], expected["image"])
+        np.testing.assert_array_equal(batch["label"], expected["label"])
+    for expected, batch in zip(full, cached, strict=True):
+        np.testing.assert_array_equal(batch["image"], expected["image"])
+    for expected, batch in zip(full, other_seed, strict=True):
+        assert not np.array_equal(batch["image"], expected["image"])
+
+
+def test_each_process_reads_its_own_part_of_the_train_split(tmp_path, monkeypatch):
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    config = _config(batch_size=10)
+    sources = _sources(20, (32, 32, 3))
+    seen = []
+    with tfds.testing.mock_data(
+        as_dataset_fn=_indexed_as_dataset, data_dir=_tiny_metadata(tmp_path, "cifar10", 20, 8)
+    ):
+        for process in range(2):
+            monkeypatch.setattr(jax, "process_index", lambda process=process: process)
+            batches = _take(ip.train_batches(config), 2)  # One epoch of 10 per process.
+            assert batches[0]["image"].shape == (5, 32, 32, 3)
+            seen.append(sorted(h[0] for h in _locate_all(batches, sources, "cifar10")))
+    assert seen == [list(range(10)), list(range(10, 20))]
+
+
+def test_eval_pads_the_last_batch_with_masked_zeros(tmp_path):
+    with tfds.testing.mock_data(
+        num_examples=10, data_dir=_tiny_metadata(tmp_path, "cifar10", 10, 10)
+    ):
+        batches = list(ip.eval_batches(_config()))
+        raw = next(tfds.builder("cifar10").as_dataset(split="test").batch(10).as_numpy_iterator())
+    assert len(batches) == 3 and all(b["image"].shape == (4, 32, 32, 3) for b in batches)
+    mask = np.concatenate([b["mask"] for b in batches])
+    np.testing.assert_array_equal(mask, [True] * 10 + [False] * 2)
+    images = np.concatenate([b["image"] for b in batches])
+    labels = np.concatenate([b["label"] for b in batches])
+    mean, std = ip.NORMALISATION["cifar10"]
+    np.testing.assert_allclose(images[:10], (raw["image"] / 255 - mean) / std, atol=1e-5)
+    np.testing.assert_array_equal(labels[:10], raw["label"])
+    assert not images[10:].any() and not labels[10:].any()
+
+
+def test_eval_parts_cover_the_split_in_the_same_number_of_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr(jax, "process_count", lambda: 3)
+    sources = _sources(7, (32, 32, 3))
+    parts, num_batches = [], []
+    with tfds.testing.mock_data(
+        as_dataset_fn=_indexed_as_dataset, data_dir=_tiny_metadata(tmp_path, "cifar10", 9, 7)
+    ):
+        for process in range(3):
+            monkeypatch.setattr(jax, "process_index", lambda process=process: process)
+            batches = list(ip.eval_batches(_config(batch_size=6)))
+            num_batches.append(len(batches))
+            images = np.concatenate([b["image"] for b in batches])
+            mask = np.concatenate([b["mask"] for b in batches])
+            hits = [_locate(image, sources, "cifar10", flips=(False,)) for image in images[mask]]
+            assert all(h[1:] == (ip.CIFAR_PAD, ip.CIFAR_PAD, False) for h in hits)  # No crop.
+            parts.append([h[0] for h in hits])
+    assert num_batches == [2, 2, 2]  # 7 examples over 3 processes: 3/2/2, 2 per batch.
+    assert parts == [[0, 1, 2], [3, 4], [5, 6]]
+
+
+def test_imagenet_batches_have_the_configured_size():
+    config = _config(dataset="imagenet2012", batch_size=2)
+    with tfds.testing.mock_data(num_examples=4, data_dir=METADATA):  # Random-sized JPEGs.
+        info = ip.dataset_info(config)
+        train = _take(ip.train_batches(config), 3)
+        evals = next(ip.eval_batches(config))
+    assert info == ip.DatasetInfo(
+        "imagenet2012", 1000, 64, 3, 1_281_167, 50_000, "train", "validation"
+    )
+    for batch in [*train, evals]:
+        assert batch["image"].shape == (2, 64, 64, 3) and batch["image"].dtype == np.float32
+        assert np.all(np.isfinite(batch["image"]))
+    assert evals["mask"].all()
+
+
+def test_imagenet_eval_resizes_the_shorter_side_and_crops_the_centre():
+    # 100x200: blue columns 50..149, red elsewhere. Resizing the shorter side to 64 / 0.875
+    # = 73 and cropping the central 64 columns keeps original columns ~56..144: all blue.
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[:, :, 0] = 255
+    image[:, 50:150] = (0, 0, 255)
+
+    def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False):
+        jpeg = tf.io.encode_jpeg(image, quality=100)
+        return tf.data.Dataset.from_tensors({"image": jpeg, "label": tf.constant(3, tf.int64)})
+
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset, data_dir=METADATA):
+        batch = next(ip.eval_batches(_config(dataset="imagenet2012", batch_size=1)))
+    mean, std = ip.NORMALISATION["imagenet2012"]
+    pixels = (batch["image"][0] * std + mean) * 255
+    assert pixels.shape == (64, 64, 3)
+    np.testing.assert_allclose(pixels, np.broadcast_to([0, 0, 255], pixels.shape), atol=12)
+
+
+def test_noisy_labels_follow_the_symmetric_corruption_matrix():
+    labels = np.random.default_rng(0).integers(10, size=10_000)
+    noisy = ip.noisy_labels(labels, 10, 0.3, seed=1)
+    changed = noisy != labels
+    assert noisy.dtype == labels.dtype and abs(changed.mean() - 0.3) < 0.02  # P(change) = 1 - r
+    shifts = np.bincount((noisy - labels)[changed] % 10, minlength=10)
+    assert shifts[0] == 0  # A replaced label is never the original class,
+    np.testing.assert_allclose(shifts[1:], changed.sum() / 9, rtol=0.25)  # others are uniform.
+    np.testing.assert_array_equal(ip.noisy_labels(labels, 10, 0.3, seed=1), noisy)
+    np.testing.assert_array_equal(ip.noisy_labels(labels[:100], 10, 0.3, seed=1), noisy[:100])
+    assert (ip.noisy_labels(labels, 10, 0.3, seed=2) != noisy).mean() > 0.2
+    np.testing.assert_array_equal(ip.noisy_labels(labels, 10, 0.0, seed=1), labels)
+
+
+def test_train_labels_carry_the_noise_of_their_example_in_every_epoch(tmp_path):
+    config = _config(batch_size=8, label_noise=0.5, seed=3)
+    with tfds.testing.mock_data(
+        as_dataset_fn=_indexed_as_dataset, data_dir=_tiny_metadata(tmp_path, "cifar10", 16, 8)
+    ):
+        batches = _take(ip.train_batches(config), 4)  # Two epochs.
+        evals = next(ip.eval_batches(config))
+    indices = np.array([h[0] for h in _locate_all(batches, _sources(16, (32, 32, 3)), "cifar10")])
+    labels = np.concatenate([b["label"] for b in batches])
+    expected = ip.noisy_labels(np.arange(16) % 10, 10, 0.5, seed=3)
+    np.testing.assert_array_equal(labels, expected[indices])
+    assert (labels != indices % 10).any()
+    np.testing.assert_array_equal(evals["label"], np.arange(8) % 10)  # Eval labels are clean.
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (dict(dataset="mnist"), "valid names are: cifar10, cifar100, imagenet2012, cluttered"),
+        (dict(batch_size=4), "batch_size 4 is not divisible by the 3 processes"),
+        (dict(label_noise=1.0), r"label_noise must be in \[0, 1\)"),
+    ],
+)
+def test_bad_configs_raise_clear_errors(monkeypatch, overrides, message):
+    monkeypatch.setattr(jax, "process_count", lambda: 3)
+    with tfds.testing.mock_data(num_examples=4, data_dir=METADATA):
+        with pytest.raises(ValueError, match=message):
+            ip.train_batches(_config(**overrides))
+
+
+@pytest.mark.parametrize(
+    "name,archive",
+    [("cifar10", "cifar-10-binary.tar.gz"), ("imagenet2012", "ILSVRC2012_img_train.tar")],
+)
+def test_a_missing_dataset_raises_an_actionable_error_and_writes_nothing(tmp_path, name, archive):
+    data_dir = tmp_path / "tfds"
+    data_dir.mkdir()
+    config = _config(dataset=name, data_dir=str(data_dir))
+    for read in (ip.dataset_info, ip.train_batches, ip.eval_batches):
+        with pytest.raises(ip.DataNotFoundError) as error:
+            read(config)
+        message = str(error.value)
+        assert str(data_dir / "downloads" / "manual") in message and archive in message
+        assert f"tfds build {name} --data_dir={data_dir} --manual_dir=" in message
+    assert list(tmp_path.rglob("*")) == [data_dir]

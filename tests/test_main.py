@@ -1,0 +1,107 @@
+"""End to end: train, stop, re-run resumes; missing data and bad settings fail before writing."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ran_jax import configs, train
+from ran_jax.data import cluttered_digits
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def digits_dir(tmp_path_factory):
+    """The offline cluttered-digits data set, prepared once for this module."""
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    cluttered_digits.prepare(data_dir)
+    return data_dir
+
+
+def _tiny_config(data_dir):
+    c = configs.base()
+    c.dataset, c.data_dir = "cluttered_digits", data_dir
+    c.model_overrides.widths = (2, 2, 2)
+    c.model_overrides.modules = (1, 0, 0)
+    c.batch_size = 32
+    c.shuffle_buffer = 64
+    c.num_train_steps = 3
+    c.log_every_steps = 1
+    c.eval_every_steps = 3
+    c.checkpoint_every_steps = 2
+    c.keep_checkpoints = 2
+    return c
+
+
+def _metric_lines(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_stopping_and_rerunning_continues_from_the_checkpoint(tmp_path, digits_dir):
+    workdir = str(tmp_path / "run")
+    config = _tiny_config(digits_dir)
+    train.train_and_evaluate(config, workdir)
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "3"]
+    config.num_train_steps = 5  # the same run, continued to a later step
+    state = train.train_and_evaluate(config, workdir)
+    assert int(state.step) == 5
+    lines = _metric_lines(workdir)
+    train_steps = [m["step"] for m in lines if "train_loss" in m]
+    assert train_steps == [1, 2, 3, 4, 5]  # steps 1-3 were not trained again
+    for m in lines:
+        if "train_loss" in m:
+            assert {"train_loss", "train_accuracy", "learning_rate", "images_per_second"} <= set(m)
+    evals = [m for m in lines if "eval_top1" in m]
+    assert [m["step"] for m in evals] == [3, 5]
+    assert all(0.0 <= m["eval_top1"] <= m["eval_top5"] <= 1.0 for m in evals)
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir))
+    # The latest two and the best by eval top-1 are kept.
+    assert {"4", "5"} <= set(os.listdir(os.path.join(workdir, "checkpoints")))
+
+
+def _run_main(*args):
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+    return subprocess.run(
+        [sys.executable, "-m", "ran_jax.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
+def test_missing_dataset_fails_at_start_and_writes_nothing(tmp_path):
+    data_dir, workdir = tmp_path / "data", tmp_path / "work"
+    data_dir.mkdir()
+    proc = _run_main(
+        "--config=experiments/cifar10_att92.py",
+        f"--workdir={workdir}",
+        f"--config.data_dir={data_dir}",
+    )
+    assert proc.returncode != 0
+    assert "error:" in proc.stderr and str(data_dir) in proc.stderr
+    assert "manual" in proc.stderr and "cifar-10-binary.tar.gz" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not workdir.exists() and list(data_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("--config.batch_size=0", "config.batch_size must be positive"),
+        ("--config.num_train_steps=-5", "config.num_train_steps must be positive"),
+        ("--config.learning_rate=0", "config.learning_rate must be positive"),
+        ("--config.parallelism=pjit", "Unknown parallelism 'pjit'"),
+    ],
+)
+def test_bad_settings_fail_with_one_line_and_write_nothing(tmp_path, override, message):
+    workdir = tmp_path / "work"
+    proc = _run_main("--config=experiments/quickstart.py", f"--workdir={workdir}", override)
+    assert proc.returncode != 0
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not workdir.exists()
