@@ -34,6 +34,7 @@ def base() -> ml_collections.ConfigDict:
     c.weight_decay = 1e-4
 
     c.dtype = "float32"  # compute dtype: 'float32' or 'bfloat16'; parameters stay float32
+    c.skip_nonfinite = False  # True: drop updates with a non-finite loss/gradient and count them
     c.parallelism = "pmap"  # 'pmap' or 'shard_map': the same per-device step either way
     c.seed = 0
 

@@ -32,6 +32,19 @@ class _HideLibraryInfo(logging.logging.Filter):
         return record.levelno >= logging.logging.WARNING or "/orbax/" not in record.pathname
 
 
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with config file and key errors reduced to one clear line."""
+    try:
+        args = flags.FLAGS(argv)
+        _CONFIG.value.model  # noqa: B018 - loads the config file now, so its errors surface here
+        return args
+    except flags.Error as e:
+        sys.exit(f"error: {e}\nPass --helpshort for the flags.")
+    except (OSError, AttributeError, KeyError, TypeError, ValueError) as e:
+        message = str(e).strip("'\"").replace("\\n", " ").replace("\\'", "'").replace("\n", " ")
+        sys.exit(f"error: bad --config: {' '.join(message.split())}")
+
+
 def main(argv: list[str]) -> None:
     logging.get_absl_handler().addFilter(_HideLibraryInfo())
     if len(argv) > 1:
@@ -51,9 +64,9 @@ def main(argv: list[str]) -> None:
     )
     try:
         train.train_and_evaluate(config, _WORKDIR.value)
-    except (input_pipeline.DataNotFoundError, train.SetupError) as e:
+    except (input_pipeline.DataNotFoundError, train.SetupError, train.NonFiniteError) as e:
         sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)

@@ -12,12 +12,15 @@ import tensorflow as tf
 class MetricWriter:
     """Appends ``{"step": s, name: value, ...}`` lines and TensorBoard scalars.
 
-    Only the writing process (``enabled``, i.e. process 0) opens any file.
+    Only the writing process (``enabled``, i.e. process 0) opens any file. On resume from
+    ``resume_step``, lines of later steps (written after that checkpoint by the run that
+    stopped) are dropped, so the file reads as if the run had never been interrupted.
     """
 
-    def __init__(self, workdir: str, enabled: bool):
+    def __init__(self, workdir: str, enabled: bool, resume_step: int = 0):
         self._enabled = enabled
         if enabled:
+            _truncate(os.path.join(workdir, "metrics.jsonl"), resume_step)
             self._events = tf.summary.create_file_writer(workdir)
             self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")  # noqa: SIM115
 
@@ -36,3 +39,14 @@ class MetricWriter:
         if self._enabled:
             self._jsonl.close()
             self._events.close()
+
+
+def _truncate(path: str, last_step: int) -> None:
+    """Keeps the lines of ``path`` whose step is at most ``last_step`` (atomically)."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = [line for line in f if line.strip() and json.loads(line)["step"] <= last_step]
+    with open(path + ".tmp", "w") as f:
+        f.writelines(lines)
+    os.replace(path + ".tmp", path)

@@ -7,7 +7,10 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +19,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
-import orbax.checkpoint as ocp
 from absl import logging
 from flax.training import train_state
 
@@ -30,6 +32,12 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 class TrainState(train_state.TrainState):
     batch_stats: Any
+    nonfinite_steps: jax.Array  # steps whose loss or gradient was not finite
+    first_nonfinite_step: jax.Array  # the first such step; 0 while there is none
+
+
+class NonFiniteError(RuntimeError):
+    """The loss or a gradient became NaN or infinite."""
 
 
 def learning_rate_fn(config: ml_collections.ConfigDict) -> optax.Schedule:
@@ -60,13 +68,22 @@ def create_train_state(
         params=variables["params"],
         batch_stats=variables["batch_stats"],
         tx=tx,
+        nonfinite_steps=jnp.zeros((), jnp.int32),
+        first_nonfinite_step=jnp.zeros((), jnp.int32),
     )
 
 
 def train_step(
-    state: TrainState, batch: dict[str, jax.Array], lr_fn: optax.Schedule
+    state: TrainState,
+    batch: dict[str, jax.Array],
+    lr_fn: optax.Schedule,
+    skip_nonfinite: bool = False,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One SGD step on this device's share of the batch; gradients averaged over AXIS."""
+    """One SGD step on this device's share of the batch; gradients averaged over AXIS.
+
+    A step whose loss or gradient is not finite is counted (and its number kept if it is the
+    first); with ``skip_nonfinite`` its update is dropped, otherwise the host stops the run.
+    """
 
     def loss_fn(params):
         logits, updates = state.apply_fn(
@@ -86,9 +103,25 @@ def train_step(
     }
     metrics = jax.lax.pmean(metrics, AXIS)
     metrics["learning_rate"] = lr_fn(state.step)
+    finite = jnp.isfinite(metrics["train_loss"]) & jnp.all(
+        jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
+    )
     # BN statistics are already global (cross-replica BN); pmean keeps replicas bitwise equal.
-    state = state.apply_gradients(grads=grads, batch_stats=jax.lax.pmean(batch_stats, AXIS))
-    return state, metrics
+    new_state = state.apply_gradients(grads=grads, batch_stats=jax.lax.pmean(batch_stats, AXIS))
+    if skip_nonfinite:
+        new_state = jax.tree_util.tree_map(
+            lambda new, old: jnp.where(finite, new, old), new_state, state
+        )
+    first_bad = jnp.where(
+        (state.first_nonfinite_step == 0) & ~finite, state.step + 1, state.first_nonfinite_step
+    )
+    new_state = new_state.replace(
+        step=state.step + 1,
+        nonfinite_steps=state.nonfinite_steps + (~finite).astype(jnp.int32),
+        first_nonfinite_step=first_bad.astype(jnp.int32),
+    )
+    metrics["nonfinite_steps"] = new_state.nonfinite_steps
+    return new_state, metrics
 
 
 def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
@@ -175,28 +208,104 @@ def build(
     return model, info, dp
 
 
+def check_workdir(workdir: str) -> None:
+    """Rejects a workdir that cannot be created or written, before anything is written."""
+    existing = os.path.abspath(workdir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"Cannot write to --workdir={workdir}: {existing} is not a writable directory. "
+            "Choose a directory you can write to."
+        )
+
+
+def _meta(config: ml_collections.ConfigDict, info: Any, image_shape: tuple, params: Any) -> dict:
+    """What a checkpoint must agree with to be resumed by this config (JSON-normalised)."""
+    meta = {
+        "model": config.model,
+        "model_overrides": config.model_overrides.to_dict(),
+        "num_classes": info.num_classes,
+        "image_shape": list(image_shape),
+        "param_shapes": checkpointing.param_shapes(params),
+    }
+    return json.loads(json.dumps(meta))
+
+
+class _Preemption:
+    """Turns SIGTERM (the notice TPU VMs and schedulers send) into a flag the loop polls.
+
+    With several processes, orbax's preemption sync point makes all of them agree on the
+    step to stop at (it needs ``jax.distributed``, which multi-process runs initialise).
+    """
+
+    def __init__(self) -> None:
+        self._flag = threading.Event()
+        self._previous = None
+        if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, lambda *_: self._flag.set())
+
+    def reached(self, mngr: Any, step: int) -> bool:
+        if jax.process_count() > 1:
+            return mngr.reached_preemption(step)
+        return self._flag.is_set()
+
+    def close(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _check_finite(state: TrainState, mngr: Any, skip: bool) -> None:
+    first = int(jax.device_get(state.first_nonfinite_step))
+    if first and not skip:
+        mngr.wait_until_finished()
+        good = mngr.latest_step()
+        kept = (
+            f"the last good checkpoint (step {good}) is kept" if good else "no checkpoint was saved"
+        )
+        raise NonFiniteError(
+            f"Non-finite loss or gradient at step {first}; {kept}. Lower the learning rate, "
+            "check the data, or set --config.skip_nonfinite=True to skip such steps."
+        )
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     """Trains ``config`` in ``workdir``, resuming from its latest checkpoint if there is one."""
     try:
+        check_workdir(workdir)
         model, info, dp = build(config)
     except ValueError as e:
         raise SetupError(str(e)) from e
     image_shape = (info.image_size, info.image_size, info.num_channels)
     lr_fn = learning_rate_fn(config)
     state = dp.put_state(create_train_state(config, model, image_shape))
-    p_train_step = dp.compile(functools.partial(train_step, lr_fn=lr_fn))
+    meta = _meta(config, info, image_shape, state.params)
+    skip = bool(config.skip_nonfinite)
+    p_train_step = dp.compile(functools.partial(train_step, lr_fn=lr_fn, skip_nonfinite=skip))
     p_eval_step = dp.compile(eval_step, donate_state=False)
 
     lead = jax.process_index() == 0
+    mngr = None
+    if os.path.isdir(os.path.join(workdir, "checkpoints")):
+        # Read (and check) existing checkpoints before anything is written.
+        mngr = checkpointing.manager(workdir, config.keep_checkpoints)
+        try:
+            state, start = checkpointing.restore_latest(mngr, workdir, state, meta)
+        except (
+            checkpointing.CheckpointMismatchError,
+            checkpointing.NoReadableCheckpointError,
+        ) as e:
+            mngr.close()
+            raise SetupError(str(e)) from e
+        if start:
+            logging.info("Resumed from the checkpoint of step %d in %s.", start, workdir)
+    else:
+        start = 0
     if lead:
         os.makedirs(workdir, exist_ok=True)
-    mngr = checkpointing.manager(workdir, config.keep_checkpoints)
-    start = 0
-    if mngr.latest_step() is not None:
-        start = mngr.latest_step()
-        state = checkpointing.restore(mngr, state, start)
-        logging.info("Resumed from the checkpoint of step %d in %s.", start, workdir)
-    writer = MetricWriter(workdir, enabled=lead)
+    mngr = mngr or checkpointing.manager(workdir, config.keep_checkpoints)
+    writer = MetricWriter(workdir, enabled=lead, resume_step=start)
+    preemption = _Preemption()
 
     total, batch = config.num_train_steps, config.batch_size
     train_iter = prefetch(input_pipeline.train_batches(config, start_step=start), dp.put_batch)
@@ -210,42 +319,58 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         dp.num_devices,
         config.parallelism,
     )
-    last_time, last_step, metrics = time.time(), start, None
-    for step in range(start + 1, total + 1):
-        state, metrics = p_train_step(state, next(train_iter))
-        if step % config.log_every_steps == 0 or step == total:
-            values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-            now = time.time()
-            per_step = (now - last_time) / (step - last_step)
-            values["images_per_second"] = batch / per_step
-            last_time, last_step = now, step
-            writer.write(step, values)
-            logging.info(
-                "step %d/%d  loss %.4f  acc %.4f  lr %.4g  %.1f img/s  ETA %.0f s",
-                step,
-                total,
-                values["train_loss"],
-                values["train_accuracy"],
-                values["learning_rate"],
-                values["images_per_second"],
-                per_step * (total - step),
-            )
-        eval_metrics = None
-        if step % config.eval_every_steps == 0 or step == total:
-            eval_metrics = evaluate(p_eval_step, state, config, dp)
-            writer.write(step, eval_metrics)
-            logging.info(
-                "step %d/%d  eval top-1 %.4f  top-5 %.4f  loss %.4f",
-                step,
-                total,
-                eval_metrics["eval_top1"],
-                eval_metrics["eval_top5"],
-                eval_metrics["eval_loss"],
-            )
-            last_time = time.time()  # keep evaluation out of the throughput figure
-        if step % config.checkpoint_every_steps == 0 or step == total:
-            mngr.save(step, args=ocp.args.StandardSave(state), metrics=eval_metrics, force=True)
-    mngr.wait_until_finished()
-    mngr.close()
-    writer.close()
+    last_time, last_step = time.time(), start
+    try:
+        for step in range(start + 1, total + 1):
+            state, metrics = p_train_step(state, next(train_iter))
+            if step % config.log_every_steps == 0 or step == total:
+                _check_finite(state, mngr, skip)
+                values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                now = time.time()
+                per_step = (now - last_time) / (step - last_step)
+                values["images_per_second"] = batch / per_step
+                last_time, last_step = now, step
+                writer.write(step, values)
+                logging.info(
+                    "step %d/%d  loss %.4f  acc %.4f  lr %.4g  %.1f img/s  ETA %.0f s",
+                    step,
+                    total,
+                    values["train_loss"],
+                    values["train_accuracy"],
+                    values["learning_rate"],
+                    values["images_per_second"],
+                    per_step * (total - step),
+                )
+            eval_metrics = None
+            if step % config.eval_every_steps == 0 or step == total:
+                _check_finite(state, mngr, skip)
+                eval_metrics = evaluate(p_eval_step, state, config, dp)
+                writer.write(step, eval_metrics)
+                logging.info(
+                    "step %d/%d  eval top-1 %.4f  top-5 %.4f  loss %.4f",
+                    step,
+                    total,
+                    eval_metrics["eval_top1"],
+                    eval_metrics["eval_top5"],
+                    eval_metrics["eval_loss"],
+                )
+                last_time = time.time()  # keep evaluation out of the throughput figure
+            preempted = preemption.reached(mngr, step)
+            if step % config.checkpoint_every_steps == 0 or step == total or preempted:
+                _check_finite(state, mngr, skip)
+                checkpointing.save(mngr, step, state, meta, eval_metrics)
+            if preempted:
+                mngr.wait_until_finished()
+                logging.warning(
+                    "SIGTERM received: saved the checkpoint of step %d in %s and stopped. "
+                    "Re-run the same command to resume.",
+                    step,
+                    workdir,
+                )
+                break
+    finally:
+        preemption.close()
+        mngr.wait_until_finished()  # never exit with an asynchronous save half written
+        mngr.close()
+        writer.close()
     return state

@@ -1,0 +1,266 @@
+"""Reliability (README "Guarantees"): exact resume after SIGKILL, SIGTERM preemption,
+non-finite steps, checkpoint mismatch and corruption, bad input. Small enough for 2 cores."""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from ran_jax import configs, input_pipeline, train
+from ran_jax.data import cluttered_digits
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS, EVERY = 120, 40
+
+CONFIG = """
+from ran_jax import configs
+
+
+def get_config():
+    c = configs.base()
+    c.dataset, c.data_dir = "cluttered_digits", {data_dir!r}
+    c.model_overrides.widths = (2, 2, 2)
+    c.model_overrides.modules = (1, 0, 0)
+    c.batch_size = 32
+    c.shuffle_buffer = 256
+    c.num_train_steps = {steps}
+    c.lr_boundaries = (60,)
+    c.log_every_steps = 1
+    c.eval_every_steps = 1000
+    c.checkpoint_every_steps = {every}
+    return c
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """Prepared data and a tiny config file."""
+    base = tmp_path_factory.mktemp("reliability")
+    data_dir = str(base / "tfds")
+    cluttered_digits.prepare(data_dir)
+    config_path = base / "tiny.py"
+    config_path.write_text(CONFIG.format(data_dir=data_dir, steps=STEPS, every=EVERY))
+    return {"base": base, "data_dir": data_dir, "config": str(config_path)}
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")  # with conftest's XLA cache
+
+
+def _start(setup, workdir, *extra):
+    cmd = [
+        sys.executable,
+        "-m",
+        "ran_jax.main",
+        f"--config={setup['config']}",
+        f"--workdir={workdir}",
+        *extra,
+    ]
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+    )
+
+
+def _run(setup, workdir, *extra):
+    proc = _start(setup, workdir, *extra)
+    out, err = proc.communicate(timeout=600)
+    return proc.returncode, err
+
+
+def _steps(workdir):
+    path = os.path.join(workdir, "checkpoints")
+    return sorted(int(d) for d in os.listdir(path) if d.isdigit()) if os.path.isdir(path) else []
+
+
+def _wait_for_first_checkpoint(proc, workdir):
+    while not _steps(workdir):
+        assert proc.poll() is None, "the run ended before its first checkpoint"
+        time.sleep(0.05)
+
+
+def _final(workdir):
+    """Every array of the final checkpoint, and the metrics without wall-clock figures."""
+    step = max(_steps(workdir))
+    with ocp.CheckpointManager(
+        os.path.join(workdir, "checkpoints"), item_names=("state", "meta")
+    ) as mngr:
+        state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    leaves = jax.tree_util.tree_flatten_with_path(state["state"])[0]
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        metrics = [
+            {k: v for k, v in json.loads(line).items() if k != "images_per_second"} for line in f
+        ]
+    return step, {jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves}, metrics
+
+
+@pytest.fixture(scope="module")
+def reference(setup):
+    workdir = setup["base"] / "reference"
+    rc, err = _run(setup, workdir)
+    assert rc == 0, err[-2000:]
+    return _final(workdir)
+
+
+def _assert_identical(workdir, reference):
+    step, arrays, metrics = _final(workdir)
+    ref_step, ref_arrays, ref_metrics = reference
+    assert step == ref_step == STEPS
+    assert arrays.keys() == ref_arrays.keys()
+    assert any(k.startswith("['opt_state']") for k in arrays)  # optimizer state compared too
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(value, ref_arrays[key], err_msg=key)
+    assert metrics == ref_metrics
+
+
+def test_sigkill_at_a_random_step_then_rerun_is_bit_identical(setup, reference):
+    workdir = setup["base"] / "killed"
+    proc = _start(setup, workdir)
+    _wait_for_first_checkpoint(proc, workdir)
+    time.sleep(random.uniform(0.0, 1.5))
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = _steps(workdir)
+    assert killed_at and max(killed_at) < STEPS
+    rc, err = _run(setup, workdir)
+    assert rc == 0, err[-2000:]
+    assert f"Resumed from the checkpoint of step {max(killed_at)}" in err
+    _assert_identical(workdir, reference)
+
+
+def test_sigterm_saves_the_current_step_and_exits_cleanly(setup, reference):
+    workdir = setup["base"] / "preempted"
+    proc = _start(setup, workdir)
+    _wait_for_first_checkpoint(proc, workdir)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    stopped = max(_steps(workdir))
+    assert f"SIGTERM received: saved the checkpoint of step {stopped}" in err
+    assert stopped < STEPS
+    rc, err = _run(setup, workdir)
+    assert rc == 0 and f"Resumed from the checkpoint of step {stopped}" in err
+    _assert_identical(workdir, reference)
+
+
+def _listing(path):
+    return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*"))
+
+
+def _tiny_config(setup):
+    c = configs.base()
+    c.dataset, c.data_dir = "cluttered_digits", setup["data_dir"]
+    c.model_overrides.widths = (2, 2, 2)
+    c.model_overrides.modules = (1, 0, 0)
+    c.batch_size, c.shuffle_buffer = 32, 256
+    c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 1, 1000, 1
+    return c
+
+
+def test_a_different_model_is_refused_with_what_differs_and_nothing_written(setup, reference):
+    workdir = setup["base"] / "mismatch"
+    shutil.copytree(setup["base"] / "reference", workdir)
+    before = _listing(workdir)
+    config = _tiny_config(setup)
+    config.model_overrides.widths = (2, 4, 2)
+    config.num_train_steps = STEPS + 5
+    with pytest.raises(
+        train.SetupError,
+        match=r"different model: model_overrides: .*widths.*"
+        r"parameter shapes differ, e\.g\. .*Use a new --workdir",
+    ):
+        train.train_and_evaluate(config, str(workdir))
+    assert _listing(workdir) == before
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(setup, reference):
+    workdir = setup["base"] / "corrupt"
+    shutil.copytree(setup["base"] / "reference", workdir)
+    steps = _steps(workdir)
+    # An interrupted save leaves only a temporary directory: it must be ignored.
+    shutil.copytree(
+        workdir / "checkpoints" / str(steps[-1]),
+        workdir / "checkpoints" / f"{STEPS + 3}.orbax-checkpoint-tmp",
+    )
+    # Truncate every file of the latest checkpoint's state.
+    for f in (workdir / "checkpoints" / str(steps[-1]) / "state").rglob("*"):
+        if f.is_file():
+            f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
+    config = _tiny_config(setup)
+    config.num_train_steps = steps[-2] + 1
+    state = train.train_and_evaluate(config, str(workdir))
+    assert int(state.step) == steps[-2] + 1  # resumed from the previous good step
+    assert (workdir / "corrupt_checkpoints" / str(steps[-1])).is_dir()
+
+
+def test_no_readable_checkpoint_stops_clearly(setup, reference):
+    workdir = setup["base"] / "all_corrupt"
+    shutil.copytree(setup["base"] / "reference", workdir)
+    for f in (workdir / "checkpoints").rglob("*"):
+        if f.is_file():
+            f.write_bytes(b"garbage")
+    config = _tiny_config(setup)
+    config.num_train_steps = STEPS + 1
+    with pytest.raises(train.SetupError, match="No checkpoint in .* can be read"):
+        train.train_and_evaluate(config, str(workdir))
+
+
+BAD_STEP = 4
+
+
+@pytest.fixture
+def nan_at_bad_step(monkeypatch):
+    """Makes the batch of step BAD_STEP all NaN, as a corrupt record or overflow would."""
+    real = input_pipeline.train_batches
+
+    def poisoned(config, *, start_step=0):
+        for step, batch in enumerate(real(config, start_step=start_step), start_step + 1):
+            if step == BAD_STEP:
+                batch = dict(batch, image=np.full_like(batch["image"], np.nan))
+            yield batch
+
+    monkeypatch.setattr(input_pipeline, "train_batches", poisoned)
+
+
+def test_non_finite_loss_stops_at_that_step_and_keeps_the_last_good_checkpoint(
+    setup, tmp_path, nan_at_bad_step
+):
+    config = _tiny_config(setup)
+    config.num_train_steps = 6
+    with pytest.raises(
+        train.NonFiniteError,
+        match=rf"Non-finite loss or gradient at step {BAD_STEP}; the last good checkpoint "
+        rf"\(step {BAD_STEP - 1}\) is kept",
+    ):
+        train.train_and_evaluate(config, str(tmp_path))
+    assert _steps(tmp_path) == list(range(1, BAD_STEP))
+
+
+def test_skip_nonfinite_counts_skipped_steps_and_keeps_parameters_finite(
+    setup, tmp_path, nan_at_bad_step
+):
+    config = _tiny_config(setup)
+    config.num_train_steps = 6
+    config.eval_every_steps = 6
+    config.skip_nonfinite = True
+    state = train.train_and_evaluate(config, str(tmp_path))
+    assert int(state.step) == 6 and int(state.nonfinite_steps) == 1
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree_util.tree_leaves(state.params))
+    with open(tmp_path / "metrics.jsonl") as f:
+        counts = [json.loads(line).get("nonfinite_steps") for line in f]
+    assert [c for c in counts if c is not None] == [0, 0, 0, 1, 1, 1]
