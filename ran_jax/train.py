@@ -24,7 +24,8 @@ from flax.training import train_state
 
 from ran_jax import checkpointing, input_pipeline
 from ran_jax.metric_writer import MetricWriter
-from ran_jax.models import get_model
+from ran_jax.models import get_model, list_models
+from ran_jax.models.layers import check_choice
 from ran_jax.parallel import AXIS, DataParallel, prefetch
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -160,6 +161,7 @@ def evaluate(
 
 def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
     """Rejects settings that cannot train, before anything is written."""
+    check_choice("model", config.model, list_models())
     for key in (
         "num_train_steps",
         "batch_size",

@@ -63,8 +63,13 @@ def test_stopping_and_rerunning_continues_from_the_checkpoint(tmp_path, digits_d
     assert {"4", "5"} <= set(os.listdir(os.path.join(workdir, "checkpoints")))
 
 
-def _run_main(*args):
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+def _run_main(*args, devices=1):
+    env = dict(
+        os.environ,
+        PYTHONPATH=ROOT,
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+    )
     return subprocess.run(
         [sys.executable, "-m", "ran_jax.main", *args],
         capture_output=True,
@@ -91,17 +96,39 @@ def test_missing_dataset_fails_at_start_and_writes_nothing(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "override,message",
+    "args,devices,message",
     [
-        ("--config.batch_size=0", "config.batch_size must be positive"),
-        ("--config.num_train_steps=-5", "config.num_train_steps must be positive"),
-        ("--config.learning_rate=0", "config.learning_rate must be positive"),
-        ("--config.parallelism=pjit", "Unknown parallelism 'pjit'"),
+        (["--config.batch_size=0"], 1, "config.batch_size must be positive"),
+        (["--config.num_train_steps=-5"], 1, "config.num_train_steps must be positive"),
+        (["--config.learning_rate=0"], 1, "config.learning_rate must be positive"),
+        (["--config.parallelism=pjit"], 1, "Unknown parallelism 'pjit'"),
+        (["--config.model=attention57"], 1, "Unknown model 'attention57'; valid choices are:"),
+        (["--config.dataset=mnist"], 1, "Unknown dataset 'mnist'; valid names are:"),
+        (["--config.batch_size=3"], 2, "batch_size=3 is not divisible by the 2 devices"),
+        (["--config.batch_sise=3"], 1, "bad --config: 'batch_sise' Did you mean \"batch_size\""),
     ],
 )
-def test_bad_settings_fail_with_one_line_and_write_nothing(tmp_path, override, message):
+def test_bad_settings_fail_with_one_line_and_write_nothing(tmp_path, args, devices, message):
     workdir = tmp_path / "work"
-    proc = _run_main("--config=experiments/quickstart.py", f"--workdir={workdir}", override)
+    proc = _run_main(
+        "--config=experiments/quickstart.py", f"--workdir={workdir}", *args, devices=devices
+    )
     assert proc.returncode != 0
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not workdir.exists()
+
+
+def test_unknown_config_file_fails_with_one_line(tmp_path):
+    proc = _run_main("--config=experiments/nope.py", f"--workdir={tmp_path / 'work'}")
+    assert proc.returncode != 0
+    assert "error: bad --config:" in proc.stderr and "experiments/nope.py" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unwritable_workdir_fails_with_one_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    proc = _run_main("--config=experiments/quickstart.py", f"--workdir={blocker / 'work'}")
+    assert proc.returncode != 0
+    assert f"Cannot write to --workdir={blocker / 'work'}" in proc.stderr
+    assert "Traceback" not in proc.stderr and blocker.read_text() == "not a directory"
