@@ -55,9 +55,17 @@ def param_shapes(params: Any) -> dict[str, list[int]]:
     }
 
 
+def _global(x: Any) -> Any:
+    """pmap returns replicated values per process; orbax saves global arrays."""
+    if jax.process_count() > 1 and isinstance(x, jax.Array) and x.is_fully_addressable:
+        return ocp.utils.fully_replicated_host_local_array_to_global_array(x)
+    return x
+
+
 def save(
     mngr: ocp.CheckpointManager, step: int, state: Any, meta: dict, metrics: dict | None
 ) -> None:
+    state = jax.tree_util.tree_map(_global, state)
     mngr.save(
         step,
         args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),

@@ -78,6 +78,14 @@ class DataParallel:
         )
 
 
+def to_host(tree: Any) -> Any:
+    """Replicated device values as numpy, read from this process's first replica.
+
+    Unlike ``jax.device_get`` this also works for arrays spanning several processes.
+    """
+    return jax.tree_util.tree_map(lambda x: np.asarray(x.addressable_shards[0].data), tree)
+
+
 def prefetch(batches: Iterator[Any], put: Callable[[Any], Any], size: int = 2) -> Iterator[Any]:
     """Transfers up to ``size`` batches ahead, so host-to-device copies overlap compute."""
     queue: deque = deque()

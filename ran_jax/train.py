@@ -26,7 +26,7 @@ from ran_jax import checkpointing, input_pipeline
 from ran_jax.metric_writer import MetricWriter
 from ran_jax.models import get_model, list_models
 from ran_jax.models.layers import check_choice
-from ran_jax.parallel import AXIS, DataParallel, prefetch
+from ran_jax.parallel import AXIS, DataParallel, prefetch, to_host
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -149,7 +149,7 @@ def evaluate(
     """Top-1/top-5 over the whole evaluation split (padded last batch masked, none dropped)."""
     totals: dict[str, float] = {}
     for batch in prefetch(input_pipeline.eval_batches(config), dp.put_batch):
-        for k, v in jax.device_get(p_eval_step(state, batch)).items():
+        for k, v in to_host(p_eval_step(state, batch)).items():
             totals[k] = totals.get(k, 0.0) + float(v)
     n = totals["count"]
     return {
@@ -258,7 +258,7 @@ class _Preemption:
 
 
 def _check_finite(state: TrainState, mngr: Any, skip: bool) -> None:
-    first = int(jax.device_get(state.first_nonfinite_step))
+    first = int(to_host(state.first_nonfinite_step))
     if first and not skip:
         mngr.wait_until_finished()
         good = mngr.latest_step()
@@ -327,7 +327,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             state, metrics = p_train_step(state, next(train_iter))
             if step % config.log_every_steps == 0 or step == total:
                 _check_finite(state, mngr, skip)
-                values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                values = {k: float(v) for k, v in to_host(metrics).items()}
                 now = time.time()
                 per_step = (now - last_time) / (step - last_step)
                 values["images_per_second"] = batch / per_step
