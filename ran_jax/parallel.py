@@ -19,6 +19,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from ran_jax.models.layers import check_choice
+
 AXIS = "batch"
 MODES = ("pmap", "shard_map")
 
@@ -27,8 +29,7 @@ class DataParallel:
     """Places states and batches for, and compiles steps under, ``pmap`` or ``shard_map``."""
 
     def __init__(self, mode: str, devices: list[jax.Device] | None = None):
-        if mode not in MODES:
-            raise ValueError(f"Unknown parallelism {mode!r}; valid choices are: {MODES}.")
+        check_choice("parallelism", mode, MODES)
         self.mode = mode
         self.devices = list(devices or jax.devices())
         # Auto axis types keep "compiler takes the wheel" semantics on newer JAX, whose

@@ -174,8 +174,7 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
             raise ValueError(f"config.{key} must be positive, got {config[key]}.")
     if config.learning_rate <= 0:
         raise ValueError(f"config.learning_rate must be positive, got {config.learning_rate}.")
-    if config.dtype not in DTYPES:
-        raise ValueError(f"Unknown config.dtype {config.dtype!r}; valid: {sorted(DTYPES)}.")
+    check_choice("config.dtype", config.dtype, sorted(DTYPES))
     if config.batch_size % num_devices:
         raise ValueError(
             f"config.batch_size={config.batch_size} is not divisible by the {num_devices} "
@@ -325,8 +324,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     try:
         for step in range(start + 1, total + 1):
             state, metrics = p_train_step(state, next(train_iter))
-            if step % config.log_every_steps == 0 or step == total:
-                _check_finite(state, mngr, skip)
+            log_due = step % config.log_every_steps == 0 or step == total
+            eval_due = step % config.eval_every_steps == 0 or step == total
+            preempted = preemption.reached(mngr, step)
+            save_due = step % config.checkpoint_every_steps == 0 or step == total or preempted
+            if log_due or eval_due or save_due:
+                _check_finite(state, mngr, skip)  # one host sync, before anything is reported
+            if log_due:
                 values = {k: float(v) for k, v in to_host(metrics).items()}
                 now = time.time()
                 per_step = (now - last_time) / (step - last_step)
@@ -344,8 +348,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                     per_step * (total - step),
                 )
             eval_metrics = None
-            if step % config.eval_every_steps == 0 or step == total:
-                _check_finite(state, mngr, skip)
+            if eval_due:
                 eval_metrics = evaluate(p_eval_step, state, config, dp)
                 writer.write(step, eval_metrics)
                 logging.info(
@@ -357,9 +360,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                     eval_metrics["eval_loss"],
                 )
                 last_time = time.time()  # keep evaluation out of the throughput figure
-            preempted = preemption.reached(mngr, step)
-            if step % config.checkpoint_every_steps == 0 or step == total or preempted:
-                _check_finite(state, mngr, skip)
+            if save_due:
                 checkpointing.save(mngr, step, state, meta, eval_metrics)
             if preempted:
                 mngr.wait_until_finished()

@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ran_jax.models.layers import caffe_interp, caffe_max_pool
+from ran_jax.models.layers import caffe_interp, caffe_max_pool, check_choice
 
 MASK_TYPES = ("soft", "local")
 MASK_ACTIVATIONS = ("mixed", "channel", "spatial")
@@ -46,7 +46,7 @@ def mask_activation(logits: jnp.ndarray, kind: str) -> jnp.ndarray:
         std = jnp.std(x, axis=(1, 2), keepdims=True)
         m = jax.nn.sigmoid((x - mean) / (std + _EPS))
     else:
-        raise ValueError(f"Unknown mask activation {kind!r}; valid: {MASK_ACTIVATIONS}.")
+        check_choice("mask activation", kind, MASK_ACTIVATIONS)
     return m.astype(logits.dtype)
 
 
