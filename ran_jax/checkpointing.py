@@ -127,7 +127,6 @@ def restore_latest(
         if corrupt:
             _set_aside(workdir, corrupt)
             mngr.reload()
-        if corrupt:
             logging.warning(
                 "Fell back to the checkpoint of step %d; unreadable steps %s were moved to %s.",
                 step,

@@ -131,8 +131,11 @@ def dataset_info(config: ml_collections.ConfigDict) -> DatasetInfo:
     return _info(config, _builder(config))
 
 
-def _process_batch_size(global_batch_size: int) -> int:
-    count = jax.process_count()
+def _this_process() -> tuple[int, int]:
+    return jax.process_index(), jax.process_count()
+
+
+def _process_batch_size(global_batch_size: int, count: int) -> int:
     if global_batch_size % count:
         raise ValueError(
             f"batch_size {global_batch_size} is not divisible by the {count} processes."
@@ -140,9 +143,12 @@ def _process_batch_size(global_batch_size: int) -> int:
     return global_batch_size // count
 
 
-def _process_range(num_examples: int, *, drop_remainder: bool) -> tuple[int, int]:
-    """[start, stop) of this process's part of a split, as ``tfds.split_for_jax_process``."""
-    count, index = jax.process_count(), jax.process_index()
+def _process_range(
+    num_examples: int, process: tuple[int, int], *, drop_remainder: bool
+) -> tuple[int, int]:
+    """[start, stop) of process ``(index, count)``'s part of a split, as
+    ``tfds.split_for_jax_process``."""
+    index, count = process
     size, rest = divmod(num_examples, count)
     if drop_remainder:
         return index * size, (index + 1) * size
@@ -278,19 +284,24 @@ def _options() -> tf.data.Options:
 
 
 def train_batches(
-    config: ml_collections.ConfigDict, *, start_step: int = 0
+    config: ml_collections.ConfigDict,
+    *,
+    start_step: int = 0,
+    process: tuple[int, int] | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Endless augmented training batches of this process, from batch ``start_step`` on.
+    """Endless augmented training batches of a process, from batch ``start_step`` on.
 
-    Yields {'image': float32 [B, H, W, C], 'label': int32 [B]} with
-    B = config.batch_size // jax.process_count(). Batches run across epoch boundaries.
+    Yields {'image': float32 [B, H, W, C], 'label': int32 [B]} with B = config.batch_size //
+    count, where ``process`` = (index, count) defaults to this process of this job. Batches
+    run across epoch boundaries.
     """
     if not 0 <= config.label_noise < 1:
         raise ValueError(f"label_noise must be in [0, 1), got {config.label_noise}.")
     builder = _builder(config)
     info = _info(config, builder)
-    batch_size = _process_batch_size(config.batch_size)
-    start, stop = _process_range(info.num_train, drop_remainder=True)
+    process = process or _this_process()
+    batch_size = _process_batch_size(config.batch_size, process[1])
+    start, stop = _process_range(info.num_train, process, drop_remainder=True)
     examples = _read(builder, info.train_split, start, stop, config.get("cache", False))
     first_epoch, skip = divmod(start_step * batch_size, stop - start)
 
@@ -330,9 +341,10 @@ def eval_batches(config: ml_collections.ConfigDict) -> Iterator[dict[str, np.nda
     """
     builder = _builder(config)
     info = _info(config, builder)
-    batch_size = _process_batch_size(config.batch_size)
-    start, stop = _process_range(info.num_eval, drop_remainder=False)
-    largest_part = -(-info.num_eval // jax.process_count())
+    process = _this_process()
+    batch_size = _process_batch_size(config.batch_size, process[1])
+    start, stop = _process_range(info.num_eval, process, drop_remainder=False)
+    largest_part = -(-info.num_eval // process[1])
     num_batches = -(-largest_part // batch_size)
 
     def preprocess(index: tf.Tensor, image: tf.Tensor, label: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -1,0 +1,89 @@
+"""One process of the multi-process test (test_multiprocess.py); writes one JSON file.
+
+    multiprocess_worker.py DATA_DIR WORKDIR OUT PARALLELISM [COORDINATOR PROCESS_ID]
+
+With COORDINATOR it is one of 2 processes (``jax.distributed``, as ``main.py`` does), reading
+its own half of each global batch. Without, it is the 1-process reference, which reads both
+halves itself. Either way it trains with ``train.train_and_evaluate``, then restores the
+checkpoint that run wrote into a fresh state. Evaluation is cut to 2 batches to save time.
+"""
+
+import itertools
+import json
+import sys
+
+import jax
+import numpy as np
+
+from ran_jax import checkpointing, configs, input_pipeline, train
+from ran_jax.parallel import to_host
+
+STEPS = 3
+
+
+def config(data_dir: str, parallelism: str):
+    c = configs.base()
+    c.dataset, c.data_dir = "cluttered_digits", data_dir
+    c.model_overrides.widths = (2, 2, 2)
+    c.model_overrides.modules = (1, 0, 0)
+    c.batch_size = 8  # global: 2 examples per device on 4 devices
+    c.shuffle_buffer = 64
+    c.num_train_steps = STEPS
+    c.log_every_steps = 1
+    c.checkpoint_every_steps = 1000  # one checkpoint, at the last step
+    c.parallelism = parallelism
+    return c
+
+
+def both_halves(train_batches):
+    """The global batches of a 2-process run, read in one process."""
+
+    def read(c, *, start_step=0):
+        halves = [train_batches(c, start_step=start_step, process=(i, 2)) for i in range(2)]
+        for a, b in zip(*halves):
+            yield {k: np.concatenate([a[k], b[k]]) for k in a}
+
+    return read
+
+
+def leaves(state) -> dict:
+    flat = jax.tree_util.tree_flatten_with_path(to_host(state))[0]
+    return {jax.tree_util.keystr(p): np.asarray(v).ravel().tolist() for p, v in flat}
+
+
+def main(data_dir: str, workdir: str, out: str, parallelism: str, *distributed: str) -> None:
+    if distributed:
+        jax.distributed.initialize(distributed[0], num_processes=2, process_id=int(distributed[1]))
+    else:
+        input_pipeline.train_batches = both_halves(input_pipeline.train_batches)
+    eval_batches = input_pipeline.eval_batches
+    input_pipeline.eval_batches = lambda c: itertools.islice(eval_batches(c), 2)
+
+    c = config(data_dir, parallelism)
+    trained = train.train_and_evaluate(c, workdir)
+
+    model, info, dp = train.build(c)
+    shape = (info.image_size, info.image_size, info.num_channels)
+    fresh = dp.put_state(train.create_train_state(c, model, shape))
+    meta = train._meta(c, info, shape, fresh.params)
+    initial = leaves(fresh)
+    with checkpointing.manager(workdir, c.keep_checkpoints) as mngr:
+        restored, step = checkpointing.restore_latest(mngr, workdir, fresh, meta)
+    with open(out, "w") as f:
+        json.dump(
+            {
+                "processes": jax.process_count(),
+                "devices": jax.device_count(),
+                "step": step,
+                "initial": initial,
+                "trained": leaves(trained),
+                "restored": leaves(restored),
+            },
+            f,
+        )
+    if distributed:
+        jax.distributed.shutdown()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
