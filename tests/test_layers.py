@@ -1,10 +1,20 @@
-"""Caffe ceil-mode max-pooling and corner-aligned bilinear Interp against NumPy references."""
+"""Caffe ceil-mode max-pooling and corner-aligned bilinear Interp against NumPy references;
+the fast forms of pooling, Interp and 1x1 convolution against the plain XLA ops."""
 
+import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ran_jax.models.layers import caffe_interp, caffe_max_pool, check_choice, pooled_size
+from ran_jax.models.layers import (
+    PointwiseConv,
+    caffe_interp,
+    caffe_max_pool,
+    check_choice,
+    make_conv,
+    pooled_size,
+)
 
 
 def _ref_max_pool(x: np.ndarray) -> np.ndarray:
@@ -84,3 +94,46 @@ def test_check_choice_names_value_and_choices():
         ValueError, match=r"Unknown colour 'red'; valid choices are: 'blue', 'green'"
     ):
         check_choice("colour", "red", ("blue", "green"))
+
+
+@pytest.mark.parametrize("shape", [(2, 7, 7, 3), (1, 10, 9, 2)])
+def test_max_pool_gradient_equals_reduce_window_gradient(shape):
+    """Without ties (random inputs) each window's gradient goes to its maximum, as Caffe's."""
+    x = jnp.asarray(np.random.default_rng(2).normal(size=shape).astype(np.float32))
+    pad = [(pooled_size(n) - 1) * 2 + 3 - n for n in shape[1:3]]
+
+    def reduce_window(x):
+        return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((0, pad[0]), (0, pad[1])))
+
+    weights = jnp.asarray(np.random.default_rng(3).normal(size=reduce_window(x).shape))
+    ours = jax.grad(lambda x: jnp.sum(caffe_max_pool(x) * weights))(x)
+    plain = jax.grad(lambda x: jnp.sum(reduce_window(x) * weights))(x)
+    # Equal up to the order in which overlapping windows add into a shared cell.
+    np.testing.assert_allclose(ours, plain, rtol=1e-6, atol=1e-6)
+
+
+def test_interp_gradient_is_the_transposed_interpolation():
+    x = jnp.asarray(np.random.default_rng(4).normal(size=(1, 3, 4, 2)).astype(np.float32))
+    g = np.random.default_rng(5).normal(size=(1, 7, 9, 2)).astype(np.float32)
+    grad = jax.grad(lambda x: jnp.sum(caffe_interp(x, (7, 9)) * g))(x)
+    # <interp(x), g> = <x, interp^T(g)>: check it through the reference, one basis at a time.
+    expected = np.zeros(x.shape, np.float64)
+    for index in np.ndindex(*x.shape):
+        basis = np.zeros(x.shape, np.float32)
+        basis[index] = 1
+        expected[index] = np.sum(_ref_interp(basis, 7, 9) * g)
+    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("strides,size", [(1, 6), (2, 7), (2, 8)])
+def test_pointwise_conv_equals_a_1x1_convolution(strides, size):
+    conv = make_conv(jnp.float32, jnp.float32)
+    fast = conv(5, (1, 1), strides)
+    assert isinstance(fast, PointwiseConv)
+    plain = nn.Conv(5, (1, 1), strides, use_bias=False)
+    x = jnp.asarray(np.random.default_rng(6).normal(size=(2, size, size, 3)).astype(np.float32))
+    variables = fast.init(jax.random.key(0), x)
+    assert jax.tree_util.tree_map(jnp.shape, variables) == {"params": {"kernel": (1, 1, 3, 5)}}
+    np.testing.assert_allclose(
+        fast.apply(variables, x), plain.apply(variables, x), rtol=1e-5, atol=1e-6
+    )

@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ran_jax.models.layers import PointwiseConv
 from ran_jax.models.network import ResidualStage
 
 
@@ -35,7 +36,7 @@ def count_leaves(tree: Any) -> int:
 
 
 def _layer_macs(module: nn.Module, out: Any) -> int:
-    if isinstance(module, nn.Conv):
+    if isinstance(module, (nn.Conv, PointwiseConv)):
         kernel = module.get_variable("params", "kernel")
         # kernel is (kh, kw, cin / groups, cout): each output element costs kh*kw*cin/groups.
         return math.prod(out.shape[1:]) * math.prod(kernel.shape[:-1])
@@ -55,7 +56,7 @@ def complexity(model: nn.Module, image_size: int | tuple[int, int]) -> Complexit
         module = context.module
         if context.method_name != "__call__" or module.is_initializing():
             return out
-        if isinstance(module, (nn.Conv, nn.Dense)):
+        if isinstance(module, (nn.Conv, PointwiseConv, nn.Dense)):
             macs.append(_layer_macs(module, out))
         if isinstance(module, ResidualStage):
             if not stage_shapes:
