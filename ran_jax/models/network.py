@@ -91,6 +91,9 @@ class ResidualAttentionNetwork(nn.Module):
     ('mixed', 'channel', 'spatial'), ``mask_type`` ('soft', 'local'), ``unit`` ('preact',
     'resnext'). ``dtype`` is the compute dtype, ``param_dtype`` the parameters' dtype, and
     ``axis_name`` names the device axis over which BatchNorm averages batch statistics.
+    ``remat`` recomputes each Attention Module's activations in the backward pass
+    (``jax.checkpoint``) instead of storing them: less memory for larger batches, same
+    numbers, same parameter names.
     """
 
     num_classes: int
@@ -111,6 +114,7 @@ class ResidualAttentionNetwork(nn.Module):
     axis_name: str | None = None
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
+    remat: bool = False
 
     def validate(self) -> None:
         """Raises ValueError for an unknown choice or an impossible size."""
@@ -193,7 +197,7 @@ class ResidualAttentionNetwork(nn.Module):
                 ResNeXtBottleneck, conv=conv, norm=norm, cardinality=self.cardinality
             )
         attention_module = functools.partial(
-            AttentionModule,
+            nn.remat(AttentionModule) if self.remat else AttentionModule,
             tail=functools.partial(
                 MaskTail,
                 activation=self.mask_activation,
