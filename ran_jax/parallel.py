@@ -25,6 +25,12 @@ AXIS = "batch"
 MODES = ("pmap", "shard_map")
 
 
+def _mesh(devices: list[jax.Device]) -> Mesh:
+    # Auto axis types keep "compiler takes the wheel" semantics on newer JAX, whose
+    # make_mesh defaults to explicit sharding (ECOSYSTEM.md section 1).
+    return Mesh(np.array(devices), (AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
+
+
 class DataParallel:
     """Places states and batches for, and compiles steps under, ``pmap`` or ``shard_map``."""
 
@@ -32,11 +38,12 @@ class DataParallel:
         check_choice("parallelism", mode, MODES)
         self.mode = mode
         self.devices = list(devices or jax.devices())
-        # Auto axis types keep "compiler takes the wheel" semantics on newer JAX, whose
-        # make_mesh defaults to explicit sharding (ECOSYSTEM.md section 1).
-        self.mesh = Mesh(np.array(jax.devices()), (AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
+        self.mesh = _mesh(self.devices)
         self._replicated = NamedSharding(self.mesh, P())
         self._sharded = NamedSharding(self.mesh, P(AXIS))
+        # pmap takes this process's share stacked over its local devices; placing it there
+        # ahead of the call (see ``prefetch``) keeps the copy out of the step.
+        self._stacked = NamedSharding(_mesh(self._local_devices), P(AXIS))
 
     @property
     def num_devices(self) -> int:
@@ -73,7 +80,9 @@ class DataParallel:
         """This process's batch -> the global batch, split across devices."""
         if self.mode == "pmap":  # pmap splits the leading axis over this process's devices
             n = len(self._local_devices)
-            return jax.tree_util.tree_map(lambda x: x.reshape(n, -1, *x.shape[1:]), batch)
+            return jax.tree_util.tree_map(
+                lambda x: jax.device_put(x.reshape(n, -1, *x.shape[1:]), self._stacked), batch
+            )
         return jax.tree_util.tree_map(
             lambda x: jax.make_array_from_process_local_data(self._sharded, x), batch
         )

@@ -193,20 +193,36 @@ def build(
     dp = DataParallel(config.parallelism)
     check_config(config, dp.num_devices)
     info = input_pipeline.dataset_info(config)
+    model = make_model(config, info.num_classes, info.image_size, info.num_channels)
+    return model, info, dp
+
+
+def make_model(
+    config: ml_collections.ConfigDict, num_classes: int, image_size: int, in_channels: int = 3
+) -> Any:
+    """``config.model`` with its overrides and compute dtype; raises if the size cannot fit."""
     model = get_model(
         config.model,
-        info.num_classes,
+        num_classes,
         dtype=DTYPES[config.dtype],
         axis_name=AXIS,
-        in_channels=info.num_channels,
+        in_channels=in_channels,
         **config.model_overrides,
     )
-    if not model.fits(info.image_size):
+    if not model.fits(image_size):
         raise ValueError(
-            f"{config.model} cannot take {info.image_size}x{info.image_size} images; "
+            f"{config.model} cannot take {image_size}x{image_size} images; "
             f"its smallest input is {model.min_image_size()}."
         )
-    return model, info, dp
+    return model
+
+
+def compile_steps(config: ml_collections.ConfigDict, dp: DataParallel) -> tuple[Callable, Callable]:
+    """The data-parallel train step (state donated) and eval step, as training runs them."""
+    train = functools.partial(
+        train_step, lr_fn=learning_rate_fn(config), skip_nonfinite=bool(config.skip_nonfinite)
+    )
+    return dp.compile(train), dp.compile(eval_step, donate_state=False)
 
 
 def check_workdir(workdir: str) -> None:
@@ -278,12 +294,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     except ValueError as e:
         raise SetupError(str(e)) from e
     image_shape = (info.image_size, info.image_size, info.num_channels)
-    lr_fn = learning_rate_fn(config)
     state = dp.put_state(create_train_state(config, model, image_shape))
     meta = _meta(config, info, image_shape, state.params)
     skip = bool(config.skip_nonfinite)
-    p_train_step = dp.compile(functools.partial(train_step, lr_fn=lr_fn, skip_nonfinite=skip))
-    p_eval_step = dp.compile(eval_step, donate_state=False)
+    p_train_step, p_eval_step = compile_steps(config, dp)
 
     lead = jax.process_index() == 0
     mngr = None

@@ -1,0 +1,239 @@
+r"""Times the train (or eval) step exactly as training runs it, on synthetic device-resident data.
+
+    python -m ran_jax.benchmark --model=attention56 --batch_size=8 --image_size=224
+    python -m ran_jax.benchmark --model=cifar_attention92 --batch_size=64 --dtype=bfloat16 --json
+
+The step is ``train.compile_steps`` under ``parallel.DataParallel``, as in ``train.py``:
+cross-replica BatchNorm, gradient ``pmean``, Nesterov SGD, donated state. One random batch
+is placed on the devices once, so input transfer and the data pipeline are not timed (see
+``pipeline_benchmark.py`` for those). Reported: compile time, per-step time (median, min,
+max over ``--steps`` after ``--warmup``; each step waits for its result), images/second,
+memory (the device's peak where the backend reports it, XLA's buffer sizes, the host's peak
+RSS) and achieved FLOP/s from the model's MACs: 3 x 2 x MACs per image for a train step
+(forward, and backward for inputs and for weights), 2 x MACs for eval. The fraction of the
+device's peak is given for the accelerators listed in ``PEAK_TFLOPS``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+from absl import app, flags
+
+
+def _define_flags() -> None:
+    """Command-line flags, defined only when run as a program (importable in tests)."""
+    flags.DEFINE_string("model", "attention56", "A name from ran_jax.models.list_models().")
+    flags.DEFINE_integer("batch_size", 8, "Global batch, split over the devices.")
+    flags.DEFINE_integer(
+        "image_size", None, "Input side (default: 224 for ImageNet networks, else 32)."
+    )
+    flags.DEFINE_integer(
+        "num_classes", None, "Classifier outputs (default: 1000 for ImageNet networks, else 10)."
+    )
+    flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
+    flags.DEFINE_enum("mode", "train", ["train", "eval"], "Which step to time.")
+    flags.DEFINE_integer("steps", 20, "Timed steps.")
+    flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
+    flags.DEFINE_enum("parallelism", "pmap", ["pmap", "shard_map"], "Step launcher.")
+    flags.DEFINE_integer("devices", None, "Use the first N devices (default: all).")
+    flags.DEFINE_bool("remat", False, "Recompute Attention Modules in the backward pass.")
+    flags.DEFINE_bool("json", False, "End with one line holding a JSON object.")
+
+
+# Dense peak TFLOP/s by device kind and compute dtype. float32 on these GPUs runs convolutions
+# and matmuls on TF32 tensor cores at JAX's default precision, and on TPUs as bfloat16 passes.
+PEAK_TFLOPS = {
+    "H100": {"bfloat16": 989.0, "float32": 494.5},  # SXM
+    "H200": {"bfloat16": 989.0, "float32": 494.5},
+    "A100": {"bfloat16": 312.0, "float32": 156.0},
+    "TPU v4": {"bfloat16": 275.0, "float32": 275.0},
+    "TPU v5 lite": {"bfloat16": 197.0, "float32": 197.0},  # v5e
+    "TPU v5p": {"bfloat16": 459.0, "float32": 459.0},
+}
+
+
+def peak_tflops(device_kind: str, dtype: str) -> float | None:
+    """The device's dense peak for ``dtype``, or None if it is not in ``PEAK_TFLOPS``."""
+    for kind, peaks in PEAK_TFLOPS.items():
+        if kind.lower() in device_kind.lower():
+            return peaks[dtype]
+    return None
+
+
+def _synthetic_batch(config: Any, num_classes: int, image_size: int, mode: str) -> dict:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    b = config.batch_size
+    batch = {
+        "image": rng.normal(size=(b, image_size, image_size, 3)).astype(np.float32),
+        "label": rng.integers(0, num_classes, size=b).astype(np.int32),
+    }
+    if mode == "eval":
+        batch["mask"] = np.ones(b, bool)
+    return batch
+
+
+def _memory(compiled: Any, device: Any) -> dict[str, int | None]:
+    stats = device.memory_stats() or {}
+    analysis = compiled.memory_analysis()
+    return {
+        "peak_device_bytes": stats.get("peak_bytes_in_use"),
+        "xla_temp_bytes": getattr(analysis, "temp_size_in_bytes", None),
+        "xla_argument_bytes": getattr(analysis, "argument_size_in_bytes", None),
+        "host_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
+
+
+def run(
+    model: str,
+    batch_size: int,
+    image_size: int | None = None,
+    dtype: str = "float32",
+    mode: str = "train",
+    steps: int = 20,
+    warmup: int = 3,
+    parallelism: str = "pmap",
+    devices: int | None = None,
+    remat: bool = False,
+    num_classes: int | None = None,
+    model_overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Compiles and times one step; returns the figures as a JSON-ready dict.
+
+    ``model_overrides`` are ``get_model`` overrides (``widths``, ``modules``, ...).
+    """
+    import jax
+
+    from ran_jax import configs, train
+    from ran_jax.models import get_model
+    from ran_jax.models.complexity import complexity
+    from ran_jax.parallel import DataParallel
+
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"Need --steps >= 1 and --warmup >= 0; got {steps} and {warmup}.")
+    available = jax.devices()
+    if devices is not None and not 1 <= devices <= len(available):
+        raise ValueError(f"--devices={devices}: this machine has {len(available)} devices.")
+    config = configs.base()
+    config.model, config.batch_size, config.dtype = model, batch_size, dtype
+    config.parallelism = parallelism
+    config.model_overrides.update(dict(model_overrides or {}, remat=remat))
+    dp = DataParallel(parallelism, available[:devices] if devices else None)
+    train.check_config(config, dp.num_devices)
+    imagenet = get_model(model, num_classes=1).stem == "imagenet"
+    num_classes = num_classes or (1000 if imagenet else 10)
+    image_size = image_size or (224 if imagenet else 32)
+    net = train.make_model(config, num_classes, image_size)
+    macs = complexity(net, image_size).macs
+
+    state = dp.put_state(train.create_train_state(config, net, (image_size, image_size, 3)))
+    batch = dp.put_batch(_synthetic_batch(config, num_classes, image_size, mode))
+    train_step, eval_step = train.compile_steps(config, dp)
+    step = train_step if mode == "train" else eval_step
+
+    start = time.perf_counter()
+    compiled = step.lower(state, batch).compile()
+    compile_seconds = time.perf_counter() - start
+
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        if mode == "train":
+            state, metrics = compiled(state, batch)
+        else:
+            metrics = compiled(state, batch)
+        jax.block_until_ready(metrics)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    flops_per_image = (6 if mode == "train" else 2) * macs
+    images_per_second = batch_size / median
+    device = dp.devices[0]
+    peak = peak_tflops(device.device_kind, dtype)
+    achieved = flops_per_image * images_per_second
+    return {
+        "model": model,
+        "batch_size": batch_size,
+        "image_size": image_size,
+        "dtype": dtype,
+        "mode": mode,
+        "parallelism": parallelism,
+        "remat": remat,
+        "devices": dp.num_devices,
+        "device_kind": device.device_kind,
+        "jax_version": jax.__version__,
+        "compile_seconds": compile_seconds,
+        "steps": steps,
+        "step_seconds_median": median,
+        "step_seconds_min": min(times),
+        "step_seconds_max": max(times),
+        "images_per_second": images_per_second,
+        "macs_per_image": macs,
+        "achieved_tflops": achieved / 1e12,
+        "peak_tflops": peak,
+        "fraction_of_peak": achieved / (peak * 1e12) if peak else None,
+        **_memory(compiled, device),
+    }
+
+
+def _print(r: dict[str, Any]) -> None:
+    def gib(n: int | None) -> str:
+        return "not reported" if n is None else f"{n / 2**30:.2f} GiB"
+
+    print(
+        f"{r['model']} {r['mode']} step: batch {r['batch_size']} at {r['image_size']}px, "
+        f"{r['dtype']}, {r['devices']} x {r['device_kind']} ({r['parallelism']}"
+        f"{', remat' if r['remat'] else ''}), JAX {r['jax_version']}"
+    )
+    print(f"  compile           {r['compile_seconds']:.1f} s")
+    print(
+        f"  step time         median {r['step_seconds_median'] * 1e3:.1f} ms "
+        f"(min {r['step_seconds_min'] * 1e3:.1f}, max {r['step_seconds_max'] * 1e3:.1f}; "
+        f"{r['steps']} steps)"
+    )
+    print(f"  throughput        {r['images_per_second']:.1f} images/s")
+    fraction = r["fraction_of_peak"]
+    share = f", {100 * fraction:.1f}% of peak" if fraction is not None else ""
+    print(f"  achieved          {r['achieved_tflops']:.3f} TFLOP/s{share}")
+    print(f"  device peak mem   {gib(r['peak_device_bytes'])}")
+    print(f"  XLA temp buffers  {gib(r['xla_temp_bytes'])}")
+    print(f"  host peak RSS     {gib(r['host_peak_rss_bytes'])}")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    f = flags.FLAGS
+    try:
+        r = run(
+            f.model,
+            f.batch_size,
+            f.image_size,
+            f.dtype,
+            f.mode,
+            f.steps,
+            f.warmup,
+            f.parallelism,
+            f.devices,
+            f.remat,
+            f.num_classes,
+        )
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    _print(r)
+    if f.json:
+        print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _define_flags()
+    app.run(main)
