@@ -16,15 +16,23 @@ device's peak is given for the accelerators listed in ``PEAK_TFLOPS``.
 
 from __future__ import annotations
 
-import json
 import os
-import resource
-import statistics
-import sys
-import time
-from typing import Any
 
-from absl import app, flags
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before train.py imports TensorFlow
+
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from ran_jax import cli, configs, train  # noqa: E402
+from ran_jax.models import default_input  # noqa: E402
+from ran_jax.models.complexity import complexity  # noqa: E402
+from ran_jax.parallel import DataParallel  # noqa: E402
 
 
 def _define_flags() -> None:
@@ -67,11 +75,8 @@ def peak_tflops(device_kind: str, dtype: str) -> float | None:
     return None
 
 
-def _synthetic_batch(config: Any, num_classes: int, image_size: int, mode: str) -> dict:
-    import numpy as np
-
+def _synthetic_batch(b: int, num_classes: int, image_size: int, mode: str) -> dict:
     rng = np.random.default_rng(0)
-    b = config.batch_size
     batch = {
         "image": rng.normal(size=(b, image_size, image_size, 3)).astype(np.float32),
         "label": rng.integers(0, num_classes, size=b).astype(np.int32),
@@ -110,13 +115,6 @@ def run(
 
     ``model_overrides`` are ``get_model`` overrides (``widths``, ``modules``, ...).
     """
-    import jax
-
-    from ran_jax import configs, train
-    from ran_jax.models import get_model
-    from ran_jax.models.complexity import complexity
-    from ran_jax.parallel import DataParallel
-
     if steps < 1 or warmup < 0:
         raise ValueError(f"Need --steps >= 1 and --warmup >= 0; got {steps} and {warmup}.")
     available = jax.devices()
@@ -128,14 +126,14 @@ def run(
     config.model_overrides.update(dict(model_overrides or {}, remat=remat))
     dp = DataParallel(parallelism, available[:devices] if devices else None)
     train.check_config(config, dp.num_devices)
-    imagenet = get_model(model, num_classes=1).stem == "imagenet"
-    num_classes = num_classes or (1000 if imagenet else 10)
-    image_size = image_size or (224 if imagenet else 32)
+    default_classes, default_size = default_input(model)
+    num_classes = default_classes if num_classes is None else num_classes
+    image_size = default_size if image_size is None else image_size
     net = train.make_model(config, num_classes, image_size)
     macs = complexity(net, image_size).macs
 
     state = dp.put_state(train.create_train_state(config, net, (image_size, image_size, 3)))
-    batch = dp.put_batch(_synthetic_batch(config, num_classes, image_size, mode))
+    batch = dp.put_batch(_synthetic_batch(batch_size, num_classes, image_size, mode))
     train_step, eval_step = train.compile_steps(config, dp)
     step = train_step if mode == "train" else eval_step
 
@@ -209,11 +207,10 @@ def _print(r: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     f = flags.FLAGS
-    try:
-        r = run(
+    cli.report(
+        argv,
+        lambda: run(
             f.model,
             f.batch_size,
             f.image_size,
@@ -225,15 +222,11 @@ def main(argv: list[str]) -> None:
             f.devices,
             f.remat,
             f.num_classes,
-        )
-    except ValueError as e:
-        sys.exit(f"error: {e}")
-    _print(r)
-    if f.json:
-        print(json.dumps(r))
+        ),
+        _print,
+    )
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     _define_flags()
     app.run(main)

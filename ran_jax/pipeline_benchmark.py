@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import app, flags
 
-from ran_jax import configs, input_pipeline
+from ran_jax import cli, configs, input_pipeline
 from ran_jax.models.layers import check_choice
 
 # (train, eval) examples of the real datasets: epochs and shuffling behave as in training.
@@ -175,17 +174,12 @@ def _print_report(r: dict) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     f = flags.FLAGS
-    try:
-        config = make_config(f.dataset, f.batch_size, f.image_size)
-        r = benchmark(config, f.batches, f.warmup)
-    except ValueError as e:
-        sys.exit(f"error: {e}")
-    _print_report(r)
-    if f.json:
-        print(json.dumps(r))
+    cli.report(
+        argv,
+        lambda: benchmark(make_config(f.dataset, f.batch_size, f.image_size), f.batches, f.warmup),
+        _print_report,
+    )
 
 
 if __name__ == "__main__":

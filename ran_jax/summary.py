@@ -10,13 +10,12 @@ Nothing is computed on real data: shapes come from ``jax.eval_shape``.
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 
 from absl import app, flags
 
-from ran_jax.models import get_model, list_models
+from ran_jax import cli
+from ran_jax.models import default_input, get_model, list_models
 from ran_jax.models.complexity import complexity
 
 _MODEL = flags.DEFINE_string("model", "attention56", f"One of: {', '.join(list_models())}.")
@@ -31,11 +30,11 @@ _JSON = flags.DEFINE_bool("json", False, "End with one line holding a JSON objec
 
 def summarize(name: str, num_classes: int | None, image_size: int | None) -> dict:
     """The summary of one network as a JSON-ready dict."""
-    imagenet = get_model(name, num_classes=1).stem == "imagenet"
+    default_classes, default_size = default_input(name)
     if num_classes is None:
-        num_classes = 1000 if imagenet else 10
+        num_classes = default_classes
     if image_size is None:
-        image_size = 224 if imagenet else 32
+        image_size = default_size
     model = get_model(name, num_classes=num_classes)
     if not model.fits(image_size):
         raise ValueError(
@@ -65,15 +64,9 @@ def _print_table(s: dict) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        s = summarize(_MODEL.value, _NUM_CLASSES.value, _IMAGE_SIZE.value)
-    except ValueError as e:
-        sys.exit(f"error: {e}")
-    _print_table(s)
-    if _JSON.value:
-        print(json.dumps(s))
+    cli.report(
+        argv, lambda: summarize(_MODEL.value, _NUM_CLASSES.value, _IMAGE_SIZE.value), _print_table
+    )
 
 
 if __name__ == "__main__":

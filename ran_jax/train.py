@@ -219,10 +219,10 @@ def make_model(
 
 def compile_steps(config: ml_collections.ConfigDict, dp: DataParallel) -> tuple[Callable, Callable]:
     """The data-parallel train step (state donated) and eval step, as training runs them."""
-    train = functools.partial(
+    step = functools.partial(
         train_step, lr_fn=learning_rate_fn(config), skip_nonfinite=bool(config.skip_nonfinite)
     )
-    return dp.compile(train), dp.compile(eval_step, donate_state=False)
+    return dp.compile(step), dp.compile(eval_step, donate_state=False)
 
 
 def check_workdir(workdir: str) -> None:
@@ -273,8 +273,10 @@ class _Preemption:
 
 
 def _check_finite(state: TrainState, mngr: Any, skip: bool) -> None:
+    if skip:  # such steps were dropped and counted on the device; nothing to stop
+        return
     first = int(to_host(state.first_nonfinite_step))
-    if first and not skip:
+    if first:
         mngr.wait_until_finished()
         good = mngr.latest_step()
         kept = (

@@ -3,7 +3,7 @@
 from ran_jax.models.attention_module import AttentionModule
 from ran_jax.models.mask import LocalMaskBranch, MaskTail, SoftMaskBranch
 from ran_jax.models.network import ResidualAttentionNetwork, Stage
-from ran_jax.models.registry import OVERRIDES, get_model, list_models
+from ran_jax.models.registry import OVERRIDES, default_input, get_model, list_models
 from ran_jax.models.residual_unit import PreActBottleneck, ResNeXtBottleneck
 from ran_jax.models.trunk import TrunkBranch
 
@@ -18,6 +18,7 @@ __all__ = [
     "SoftMaskBranch",
     "Stage",
     "TrunkBranch",
+    "default_input",
     "get_model",
     "list_models",
 ]

@@ -44,8 +44,8 @@ def caffe_max_pool(x: jnp.ndarray, window: int = 3, stride: int = 2) -> jnp.ndar
     -inf gives the same result. ``pooled_size(7) == 3`` where floor mode with pad 1 gives 4.
     Computed separably, as the maximum of 3 strided column slices and then of 3 row slices:
     the gradient is then elementwise selects (ties share it equally) rather than
-    ``reduce_window``'s select-and-scatter, and the train step runs 3-4x faster through it
-    on XLA:CPU (BENCHMARKS.md).
+    ``reduce_window``'s select-and-scatter, and forward plus backward run 2.8-4.2x faster
+    on XLA:CPU (``benchmarks/layer_microbench.py``).
     """
     n, height, width, c = x.shape
     out_h, out_w = pooled_size(height, window, stride), pooled_size(width, window, stride)
@@ -116,9 +116,9 @@ class PointwiseConv(nn.Module):
 
     Same parameter (``kernel`` [1, 1, in, out]) and result as ``nn.Conv`` with a 1x1 kernel
     and 'SAME' padding; a stride keeps every ``strides``-th pixel. XLA:CPU runs the forward
-    and backward pass of this product 2-5x faster than the equivalent convolution, whose
-    weight gradient it transposes the activations for (BENCHMARKS.md); on GPU and TPU both
-    are the same GEMM.
+    and backward pass of this product 2.5-3.2x faster than the equivalent convolution, whose
+    weight gradient it transposes the activations for (``benchmarks/layer_microbench.py``);
+    on GPU and TPU both are the same GEMM.
     """
 
     features: int

@@ -92,8 +92,8 @@ class ResidualAttentionNetwork(nn.Module):
     'resnext'). ``dtype`` is the compute dtype, ``param_dtype`` the parameters' dtype, and
     ``axis_name`` names the device axis over which BatchNorm averages batch statistics.
     ``remat`` recomputes each Attention Module's activations in the backward pass
-    (``jax.checkpoint``) instead of storing them: less memory for larger batches, same
-    numbers, same parameter names.
+    (``jax.checkpoint``) instead of storing them, to fit larger batches on accelerators
+    (XLA:CPU's buffers barely shrink, BENCHMARKS.md); same numbers, same parameter names.
     """
 
     num_classes: int

@@ -99,6 +99,12 @@ def _per_stage(key: str, values: Any, stages: tuple[Stage, ...]) -> tuple[int, .
     return values
 
 
+def default_input(name: str) -> tuple[int, int]:
+    """(num_classes, image_size) of the data set ``name`` is built for: ImageNet's
+    (1000, 224) for networks with the ImageNet stem, CIFAR's (10, 32) for the others."""
+    return (1000, 224) if get_model(name, num_classes=1).stem == "imagenet" else (10, 32)
+
+
 def get_model(name: str, num_classes: int, **overrides: Any) -> ResidualAttentionNetwork:
     """Returns the named network as a Flax module, validated.
 
