@@ -14,6 +14,10 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from ran_jax import host_allocator  # noqa: E402
+
+host_allocator.keep_freed_memory()  # before JAX starts its threads
+
 import jax  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
