@@ -20,9 +20,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before train.py imports TensorFlow
 
+from ran_jax import host_allocator  # noqa: E402
+
+host_allocator.keep_freed_memory()  # before JAX starts its threads
+
 import resource  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
 import jax  # noqa: E402
@@ -110,10 +115,13 @@ def run(
     remat: bool = False,
     num_classes: int | None = None,
     model_overrides: dict[str, Any] | None = None,
+    before_step: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Compiles and times one step; returns the figures as a JSON-ready dict.
 
     ``model_overrides`` are ``get_model`` overrides (``widths``, ``modules``, ...).
+    ``before_step`` runs, untimed, before each timed step (``benchmarks/paired_compare.py``
+    uses it to interleave two processes step by step).
     """
     if steps < 1 or warmup < 0:
         raise ValueError(f"Need --steps >= 1 and --warmup >= 0; got {steps} and {warmup}.")
@@ -143,6 +151,8 @@ def run(
 
     times = []
     for i in range(warmup + steps):
+        if i >= warmup and before_step is not None:
+            before_step()
         start = time.perf_counter()
         if mode == "train":
             state, metrics = compiled(state, batch)
