@@ -4,7 +4,9 @@ r"""Forward + backward time of ran_jax's layer forms against the plain XLA ops t
 
 Times ``jax.grad`` of a scalar function of each layer, jitted, as the median of 10 calls.
 The plain forms are what ``ran_jax.models.layers`` used before (BENCHMARKS.md): 1x1
-convolutions as ``lax.conv``, max-pooling as ``reduce_window``, Interp as gathers.
+convolutions as ``lax.conv``, max-pooling as ``reduce_window``, Interp as gathers, and XLA's
+own weight gradient for 3x3 convolutions. Host memory is set up as ``ran_jax.main`` does
+(``ran_jax.host_allocator``), so buffers are not page-faulted anew in every call.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ran_jax import host_allocator
 from ran_jax.models import layers
+
+host_allocator.keep_freed_memory()
 
 
 def _conv1x1(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -31,6 +36,12 @@ def _conv1x1(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 def _pointwise(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return layers.PointwiseConv(kernel.shape[-1]).apply({"params": {"kernel": kernel}}, x)
+
+
+def _conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    return lax.conv_general_dilated(
+        x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
 
 
 def _reduce_window_pool(x: jax.Array) -> jax.Array:
@@ -72,6 +83,12 @@ def main() -> None:
         print(
             f"1x1 conv {shape} -> {out}: lax.conv {_time(_conv1x1, x, kernel):.1f}, "
             f"PointwiseConv {_time(_pointwise, x, kernel):.1f}"
+        )
+    for shape in ((8, 56, 56, 64), (8, 28, 28, 128), (64, 32, 32, 16), (64, 16, 16, 32)):
+        x, kernel = normal(*shape), normal(3, 3, shape[-1], shape[-1])
+        print(
+            f"3x3 conv {shape}: XLA weight gradient {_time(_conv3x3, x, kernel):.1f}, "
+            f"shifted {_time(layers.conv3x3_shifted_wgrad, x, kernel):.1f}"
         )
     for shape in ((32, 32, 32, 64), (8, 56, 56, 256), (32, 17, 17, 128)):
         x = normal(*shape)

@@ -1,5 +1,6 @@
 """Caffe ceil-mode max-pooling and corner-aligned bilinear Interp against NumPy references;
-the fast forms of pooling, Interp and 1x1 convolution against the plain XLA ops."""
+the fast forms of pooling, Interp, 1x1 convolution and the 3x3 weight gradient against the
+plain XLA ops."""
 
 import flax.linen as nn
 import jax
@@ -7,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ran_jax.models import layers
 from ran_jax.models.layers import (
     PointwiseConv,
     caffe_interp,
@@ -137,3 +139,43 @@ def test_pointwise_conv_equals_a_1x1_convolution(strides, size):
     np.testing.assert_allclose(
         fast.apply(variables, x), plain.apply(variables, x), rtol=1e-5, atol=1e-6
     )
+
+
+def _conv3x3(x, kernel, strides=(1, 1)):
+    return jax.lax.conv_general_dilated(
+        x, kernel, strides, ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+
+
+@pytest.mark.parametrize("dtype,tol", [(jnp.float32, 1e-4), (jnp.bfloat16, 3e-2)])
+def test_shifted_weight_gradient_equals_xla_gradient(dtype, tol):
+    rng = np.random.default_rng(7)
+    x = jnp.asarray(rng.normal(size=(2, 9, 7, 3)), dtype)
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 3, 4)), dtype)
+    dy = jnp.asarray(rng.normal(size=(2, 9, 7, 4)), dtype)
+    out, vjp = jax.vjp(layers.conv3x3_shifted_wgrad, x, kernel)
+    ref_out, ref_vjp = jax.vjp(_conv3x3, x, kernel)
+    np.testing.assert_array_equal(np.float32(out), np.float32(ref_out))
+    for got, want in zip(vjp(dy), ref_vjp(dy), strict=True):
+        assert got.dtype == want.dtype == dtype
+        np.testing.assert_allclose(np.float32(got), np.float32(want), rtol=tol, atol=tol)
+
+
+def test_conv_takes_the_shifted_weight_gradient_only_where_it_is_faster(monkeypatch):
+    """On the CPU: 3x3, stride 1, pad 1, ungrouped and at least 28x28; XLA's otherwise."""
+    calls = []
+    shifted = layers.conv3x3_shifted_wgrad
+    monkeypatch.setattr(layers, "conv3x3_shifted_wgrad", lambda *a: calls.append(1) or shifted(*a))
+    conv = make_conv(jnp.float32, jnp.float32)
+    cases = [  # (module, input size, takes the shifted form)
+        (conv(4, (3, 3), padding=((1, 1), (1, 1))), 28, True),
+        (conv(4, (3, 3), padding=((1, 1), (1, 1))), 27, False),
+        (conv(4, (3, 3), 2, padding=((1, 1), (1, 1))), 56, False),
+        (conv(4, (3, 3), padding=((1, 1), (1, 1)), feature_group_count=2), 28, False),
+        (conv(4, (7, 7), padding=((3, 3), (3, 3))), 28, False),
+    ]
+    for module, size, expected in cases:
+        calls.clear()
+        x = jnp.ones((1, size, size, 4))
+        module.init(jax.random.key(0), x)
+        assert bool(calls) == expected, (module, size)
