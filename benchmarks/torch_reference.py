@@ -275,7 +275,10 @@ def benchmark(args: argparse.Namespace) -> dict:
     for _ in range(args.warmup):
         step()
     times = []
+    before_step = getattr(args, "before_step", None)  # set by benchmarks/paired_compare.py
     for _ in range(args.steps):
+        if before_step is not None:
+            before_step()
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
