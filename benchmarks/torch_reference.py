@@ -3,12 +3,12 @@
 The same networks as ``ran_jax.models.get_model`` builds, written as straightforward PyTorch
 modules (NCHW, float32, no ``torch.compile``, default memory format), timed on
 synthetic data to give the CPU baseline the JAX train step is compared with. The topology
-follows the official Caffe deploy files (spec 1-3) as ran_jax does: pre-activation bottleneck
-units, a trunk branch, a bottom-up top-down soft mask with Caffe ceil-mode max-pooling and
-corner-aligned bilinear upsampling, attention residual learning ``(1 + M) * T`` (paper 3.1),
-and the stems and heads of ``ran_jax/models/network.py``. Parameter counts (convolution and
-dense weights, dense bias, BatchNorm scale and shift; not running statistics) are asserted
-equal to ran_jax's.
+follows the official Caffe deploy files (``docs/faithfulness.md`` §2-4) as ran_jax does:
+pre-activation bottleneck units, a trunk branch, a bottom-up top-down soft mask with Caffe
+ceil-mode max-pooling and corner-aligned bilinear upsampling, attention residual learning
+``(1 + M) * T`` (paper 3.1), and the stems and heads of ``ran_jax/models/network.py``.
+Parameter counts (convolution and dense weights, dense bias, BatchNorm scale and shift; not
+running statistics) are asserted equal to ran_jax's.
 
     python benchmarks/torch_reference.py --model=attention56 --batch_size=8 --steps=10 --json
     python benchmarks/torch_reference.py --model=cifar_attention92 --batch_size=64 --mode=eval
@@ -38,7 +38,10 @@ from torch import nn
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """One stage at a single resolution, as ``ran_jax.models.network.Stage`` (spec 3.1, 4.2)."""
+    """One stage at a single resolution, as ``ran_jax.models.network.Stage``.
+
+    See ``docs/faithfulness.md`` §4.1 and §5.3.
+    """
 
     width: int  # bottleneck channels of its units
     channels: int  # output channels of its units
@@ -95,7 +98,7 @@ def batch_norm(channels: int) -> nn.BatchNorm2d:
 
 
 def caffe_max_pool(x: torch.Tensor) -> torch.Tensor:
-    """3x3/2 max-pooling, pad 0, ceil mode: Caffe's ``Pooling`` (spec 2.2, pitfall 8.4)."""
+    """3x3/2 max-pooling, pad 0, ceil mode: Caffe's ``Pooling`` (faithfulness §3.3, §8.4)."""
     return F.max_pool2d(x, kernel_size=3, stride=2, padding=0, ceil_mode=True)
 
 
@@ -105,7 +108,7 @@ def caffe_interp(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class PreActBottleneck(nn.Module):
-    """``y = x_sc + W3 r(BN(W2 r(BN(W1 a))))`` with ``a = r(BN(x))`` (paper 3, spec 1).
+    """``y = x_sc + W3 r(BN(W2 r(BN(W1 a))))`` with ``a = r(BN(x))`` (paper 3, faithfulness §2).
 
     ``a`` feeds W1 and the projection, which exists only when the shape changes; the stride
     sits on the 3x3 conv and the projection. All convolutions are bias-free.
@@ -140,7 +143,7 @@ def units(count: int, width: int, channels: int) -> nn.Sequential:
 
 
 class SoftMaskBranch(nn.Module):
-    """Bottom-up top-down soft mask (paper 3.2, spec 2.2) with ``r = 1``.
+    """Bottom-up top-down soft mask (paper 3.2, faithfulness §3.2) with ``r = 1``.
 
     ``pool_levels`` max-poolings with one unit each (two at the bottom); going up, the map is
     upsampled to the level's size, added to a skip unit applied to that level's down-path
@@ -201,14 +204,14 @@ class ResidualAttentionNetwork(nn.Module):
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
-        if spec.stem == "imagenet":  # conv1 7x7/2, BN-ReLU, pool1 3x3/2 ceil mode (spec 3.1)
+        if spec.stem == "imagenet":  # conv1 7x7/2, BN-ReLU, pool1 3x3/2 ceil (faithfulness §4.1)
             self.stem = nn.Sequential(
                 nn.Conv2d(3, spec.stem_width, 7, stride=2, padding=3, bias=False),
                 batch_norm(spec.stem_width),
                 nn.ReLU(),
                 nn.MaxPool2d(3, stride=2, ceil_mode=True),
             )
-        else:  # a 3x3 conv of 16 channels, no pooling (spec 4.2)
+        else:  # a 3x3 conv of 16 channels, no pooling (faithfulness §5.3)
             self.stem = nn.Conv2d(3, spec.stem_width, 3, padding=1, bias=False)
         layers: list[nn.Module] = []
         in_channels = spec.stem_width

@@ -1,4 +1,4 @@
-"""Attention-236 on CIFAR-100; paper: 21.16% error (spec 6)."""
+"""Attention-236 on CIFAR-100; paper: 21.16% error (docs/faithfulness.md §9)."""
 
 from ran_jax import configs
 

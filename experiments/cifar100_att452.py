@@ -1,4 +1,4 @@
-"""Attention-452 on CIFAR-100; paper: 20.45% error (spec 6)."""
+"""Attention-452 on CIFAR-100; paper: 20.45% error (docs/faithfulness.md §9)."""
 
 from ran_jax import configs
 

@@ -1,4 +1,4 @@
-"""Attention-92 on CIFAR-100; paper: 21.71% error (spec 6)."""
+"""Attention-92 on CIFAR-100; paper: 21.71% error (docs/faithfulness.md §9)."""
 
 from ran_jax import configs
 

@@ -1,4 +1,4 @@
-"""Attention-128 (m=3) on CIFAR-10 with ARL; paper: 4.44% error (spec 6)."""
+"""Attention-128 (m=3) on CIFAR-10 with ARL; paper: 4.44% error (docs/faithfulness.md §9)."""
 
 from ran_jax import configs
 

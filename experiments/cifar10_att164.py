@@ -1,4 +1,4 @@
-"""Attention-164 (m=4) on CIFAR-10 with ARL; paper: 4.31% error (spec 6)."""
+"""Attention-164 (m=4) on CIFAR-10 with ARL; paper: 4.31% error (docs/faithfulness.md §9)."""
 
 from ran_jax import configs
 

@@ -1,4 +1,4 @@
-"""Attention-236 (m=6) on CIFAR-10 with ARL; paper: 4.14% error (spec 6)."""
+"""Attention-236 (m=6) on CIFAR-10 with ARL; paper: 4.14% error (docs/faithfulness.md §9)."""
 
 from ran_jax import configs
 

@@ -1,4 +1,4 @@
-"""Attention-56 (m=1) on CIFAR-10 with ARL; paper: 5.52% error (spec 6)."""
+"""Attention-56 (m=1) on CIFAR-10 with ARL; paper: 5.52% error (docs/faithfulness.md §9)."""
 
 from ran_jax import configs
 

@@ -1,4 +1,4 @@
-"""Attention-56 on ImageNet at 224; paper: 21.76/5.9 top-1/top-5 error (spec 6)."""
+"""Attention-56 on ImageNet at 224; paper: 21.76/5.9 top-1/top-5 error (docs/faithfulness.md §9)."""
 
 from ran_jax import configs
 

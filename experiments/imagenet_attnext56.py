@@ -1,4 +1,5 @@
-"""AttentionNeXt-56 on ImageNet at 224; paper: 21.2/5.6 top-1/top-5 error (spec 6)."""
+"""AttentionNeXt-56 on ImageNet at 224; paper: 21.2/5.6 top-1/top-5 error
+(docs/faithfulness.md §9)."""
 
 from ran_jax import configs
 

@@ -27,7 +27,7 @@ MODES = ("pmap", "shard_map")
 
 def _mesh(devices: list[jax.Device]) -> Mesh:
     # Auto axis types keep "compiler takes the wheel" semantics on newer JAX, whose
-    # make_mesh defaults to explicit sharding (ECOSYSTEM.md section 1).
+    # make_mesh defaults to explicit sharding (AxisType.Explicit, since JAX 0.9.0).
     return Mesh(np.array(devices), (AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
 
 

@@ -3,9 +3,9 @@ r"""Prints a network's per-stage output shapes, parameter count and MACs.
     python -m ran_jax.summary --model=attention92 --image_size=320
     python -m ran_jax.summary --model=cifar_attention92 --json
 
-Counts follow the paper's conventions (spec 3.3): trainable parameters (BatchNorm running
-statistics reported separately) and multiply-accumulates of conv and dense layers per image.
-Nothing is computed on real data: shapes come from ``jax.eval_shape``.
+Counts follow the paper's conventions (``docs/faithfulness.md`` §1.2): trainable parameters
+(BatchNorm running statistics reported separately) and multiply-accumulates of conv and
+dense layers per image. Nothing is computed on real data: shapes come from ``jax.eval_shape``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Attention Module: trunk and soft mask fused by attention residual learning (paper 3.1).
 
-Dataflow of the official deploy files (spec 2.2): ``p`` pre-processing units, then the
-trunk ``T = RU^t`` and the mask ``M`` both read the same features, fused as
+Dataflow of the official deploy files (``docs/faithfulness.md`` §3.2): ``p`` pre-processing
+units, then the trunk ``T = RU^t`` and the mask ``M`` both read the same features, fused as
 ``H = (1 + M) * T`` (attention residual learning, ARL) or ``H = M * T`` (naive attention
 learning, NAL, the ablation of paper 4.1), then ``p`` post-processing units.
 

@@ -1,8 +1,8 @@
 """Parameter and multiply-accumulate counts, computed from shapes alone (no FLOPs spent).
 
-Conventions are the paper's (spec 3.3): parameters are the trainable ones (conv and FC
-weights, FC bias, BatchNorm scale and shift); BatchNorm running statistics are reported
-separately. MACs count conv and dense layers only, per image.
+Conventions are the paper's (``docs/faithfulness.md`` §1.2): parameters are the trainable
+ones (conv and FC weights, FC bias, BatchNorm scale and shift); BatchNorm running statistics
+are reported separately. MACs count conv and dense layers only, per image.
 """
 
 from __future__ import annotations

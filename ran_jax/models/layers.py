@@ -4,7 +4,7 @@ The official models (fwang91/residual-attention-network) were trained in Caffe, 
 max-pooling rounds output sizes up ("ceil mode", pad 0) and whose ``Interp`` layer resizes
 bilinearly mapping corner to corner (PyTorch ``align_corners=True``). Both are reproduced
 exactly here so that masks line up with the trunk at every input size, odd ones included
-(spec sections 2.2 and 8.4).
+(``docs/faithfulness.md`` §3.3, §8.3 and §8.4).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def caffe_interp(x: jnp.ndarray, size: tuple[int, int]) -> jnp.ndarray:
     """Bilinear resize of NHWC ``x`` to ``size`` = (height, width), corners aligned.
 
     This is Caffe's ``Interp`` with two bottoms: the second bottom only supplies the size;
-    nothing is added to the result (spec 2.2, pitfall 8.1).
+    nothing is added to the result (``docs/faithfulness.md`` §3.3 and §8.1).
     """
     return _interp_axis(_interp_axis(x, size[0], axis=1), size[1], axis=2)
 

@@ -1,11 +1,12 @@
-"""Soft mask branch M(x) and its ablations (paper sections 3.2-3.3, spec 2.2 and 5).
+"""Soft mask branch M(x) and its ablations (paper sections 3.2-3.3,
+``docs/faithfulness.md`` §3.2 and §6).
 
 The soft mask is a bottom-up top-down (encoder-decoder) structure: ``L`` max-pooling levels
 with ``r`` Residual Units each (``2r`` at the lowest level), a skip Residual Unit at every
 level above the lowest, bilinear upsampling to the exact size of the level above, and a 1x1
 tail that ends in the mask activation. Following the official graph, the upsampled map is
 added only to the skip unit's output: not to the down-path feature, not to the trunk
-(spec pitfall 8.1).
+(``docs/faithfulness.md`` §8.1).
 
 Local mask (ablation of paper Table 4, "local convolutions"): no pooling, no upsampling and
 no skips. The number of its units is not given by the paper; we choose the same number of
@@ -59,7 +60,8 @@ class MaskTail(nn.Module):
     """Two 1x1 convolutions and the mask activation, giving M from the upsampled features.
 
     Pre-activation networks use BN-ReLU-conv-BN-ReLU-conv (``mask/linear_1``, ``linear_2``);
-    the post-activation AttentionNeXt uses conv-BN-ReLU-conv (spec 2.2 step 5).
+    the post-activation AttentionNeXt uses conv-BN-ReLU-conv
+    (``docs/faithfulness.md`` §3.2 step 5 and §4.5).
     """
 
     activation: str
@@ -79,7 +81,7 @@ class MaskTail(nn.Module):
 
 
 class SoftMaskBranch(nn.Module):
-    """Bottom-up top-down soft mask with ``pool_levels`` max-pooling levels (spec 2.2)."""
+    """Bottom-up top-down soft mask with ``pool_levels`` max-pooling levels (faithfulness §3.2)."""
 
     pool_levels: int  # L
     r: int

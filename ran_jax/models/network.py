@@ -3,7 +3,8 @@
 A network is a stem, a sequence of ``Stage`` descriptions and a classifier head. Each stage
 is: ``units_before`` Residual Units (the first carries the stage's stride and projection),
 ``num_modules`` Attention Modules whose soft masks use ``pool_levels`` max-pooling levels,
-then ``units_after`` Residual Units. Attention-56 for ImageNet (spec 3.1) is::
+then ``units_after`` Residual Units. Attention-56 for ImageNet
+(``docs/faithfulness.md`` §4.1) is::
 
     Stage(64, 256, num_modules=1, pool_levels=3)
     Stage(128, 512, num_modules=1, pool_levels=2, stride=2)
@@ -43,7 +44,7 @@ _MAX_SEARCHED_SIZE = 4096
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """One stage of the network at a single resolution (spec 3.1 and 4.2)."""
+    """One stage of the network at a single resolution (``docs/faithfulness.md`` §4.1 and §5.3)."""
 
     width: int  # bottleneck channels of its units
     channels: int  # output channels of its units

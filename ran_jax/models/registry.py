@@ -1,7 +1,8 @@
 """Named networks of the paper: ``get_model(name, num_classes, **overrides)``.
 
-ImageNet networks follow the official Caffe deploy files layer for layer (spec 3). The CIFAR
-architecture is not published (spec 4.1); ``cifar_*`` networks use the design of spec 4.2,
+ImageNet networks follow the official Caffe deploy files layer for layer
+(``docs/faithfulness.md`` §4). The CIFAR architecture is not published (§5.1-5.2); ``cifar_*``
+networks use the design of §5.3,
 chosen because it lands nearest the paper's parameter counts: a 3x3 stem of 16 channels
 without pooling, three stages at 32/16/8 pixels with pre-activation ResNet-164 widths
 (bottleneck 16/32/64, outputs 64/128/256), and per stage one (projection or strided) unit,

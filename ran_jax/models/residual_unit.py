@@ -1,4 +1,5 @@
-"""Residual Units: the building block of trunk, mask and stages (paper section 3, spec 1).
+"""Residual Units: the building block of trunk, mask and stages (paper section 3,
+``docs/faithfulness.md`` §2).
 
 ``PreActBottleneck`` is the unit of Attention-56/92 and of every CIFAR network;
 ``ResNeXtBottleneck`` is the post-activation, grouped unit of the official
@@ -20,7 +21,7 @@ class PreActBottleneck(nn.Module):
 
     The one pre-activation ``a`` feeds both W1 and the projection shortcut; the identity
     shortcut carries the raw ``x``. The stride sits on the 3x3 conv and on the projection,
-    which exists only when the unit changes the shape (spec 1).
+    which exists only when the unit changes the shape (``docs/faithfulness.md`` §2).
     """
 
     width: int  # bottleneck channels c
