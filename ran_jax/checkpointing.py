@@ -29,19 +29,39 @@ class NoReadableCheckpointError(RuntimeError):
     """Every checkpoint in the workdir is unreadable."""
 
 
+def _top1(metrics: dict) -> float:
+    return metrics["eval_top1"]
+
+
+class _NoMetricsWarning(logging.logging.Filter):
+    """Orbax warns at every save without metrics once it tracks a best checkpoint; saves
+    between evaluations are expected to have none."""
+
+    def filter(self, record) -> bool:
+        return "did not provide metrics" not in str(record.msg)
+
+
+_NO_METRICS_WARNING = _NoMetricsWarning()
+
+
 def manager(workdir: str, keep: int) -> ocp.CheckpointManager:
-    """A CheckpointManager that keeps the ``keep`` latest steps and the best ``eval_top1``."""
+    """A CheckpointManager that keeps the ``keep`` latest steps and the best ``eval_top1``.
+
+    ``best_fn`` makes orbax write each save's metrics into the checkpoint, so the best one is
+    still known after a restart (and to ``evaluate --checkpoint=best``).
+    """
     policy = ocp.checkpoint_managers.AnyPreservationPolicy(
         [
             ocp.checkpoint_managers.LatestN(n=keep),
             ocp.checkpoint_managers.BestN(
-                get_metric_fn=lambda metrics: metrics["eval_top1"],
-                n=1,
-                keep_checkpoints_without_metrics=False,
+                get_metric_fn=_top1, n=1, keep_checkpoints_without_metrics=False
             ),
         ]
     )
-    options = ocp.CheckpointManagerOptions(preservation_policy=policy, create=True)
+    options = ocp.CheckpointManagerOptions(
+        preservation_policy=policy, best_fn=_top1, best_mode="max", create=True
+    )
+    logging.get_absl_logger().addFilter(_NO_METRICS_WARNING)
     return ocp.CheckpointManager(
         os.path.join(workdir, "checkpoints"), item_names=("state", "meta"), options=options
     )
@@ -92,6 +112,37 @@ def _differences(saved: dict, meta: dict) -> list[str]:
     return diffs
 
 
+def _read_meta(mngr: ocp.CheckpointManager, step: int) -> dict:
+    return mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+
+def _read_state(mngr: ocp.CheckpointManager, step: int, abstract: Any) -> Any:
+    return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))[
+        "state"
+    ]
+
+
+def _check_meta(saved: dict, meta: dict, step: int, workdir: str) -> None:
+    diffs = _differences(saved, meta)
+    if diffs:
+        raise CheckpointMismatchError(
+            f"The checkpoint of step {step} in {workdir} was made by a different model: "
+            + "; ".join(diffs)
+            + ". Use a new --workdir for this config, or the config that made it."
+        )
+
+
+def restore(
+    mngr: ocp.CheckpointManager, step: int, abstract: Any, meta: dict, workdir: str
+) -> Any:
+    """The state of checkpoint ``step``, laid out as ``abstract`` (shapes, dtypes, shardings).
+
+    Raises CheckpointMismatchError if the checkpoint was made by a model other than ``meta``'s.
+    """
+    _check_meta(_read_meta(mngr, step), meta, step, workdir)
+    return _read_state(mngr, step, abstract)
+
+
 def restore_latest(
     mngr: ocp.CheckpointManager, workdir: str, state: Any, meta: dict
 ) -> tuple[Any, int]:
@@ -104,22 +155,14 @@ def restore_latest(
     corrupt = []
     for step in sorted(mngr.all_steps(), reverse=True):
         try:
-            saved = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+            saved = _read_meta(mngr, step)
         except Exception as e:  # noqa: BLE001 - any read failure means an unusable checkpoint
             logging.warning("Checkpoint of step %d is unreadable (%s).", step, e)
             corrupt.append(step)
             continue
-        diffs = _differences(saved, meta)
-        if diffs:
-            raise CheckpointMismatchError(
-                f"The checkpoint of step {step} in {workdir} was made by a different model: "
-                + "; ".join(diffs)
-                + ". Use a new --workdir for this config, or the config that made it."
-            )
+        _check_meta(saved, meta, step, workdir)
         try:
-            restored = mngr.restore(
-                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
-            )["state"]
+            restored = _read_state(mngr, step, abstract)
         except Exception as e:  # noqa: BLE001
             logging.warning("Checkpoint of step %d is unreadable (%s).", step, e)
             corrupt.append(step)

@@ -1,9 +1,9 @@
 """Shared training defaults; each file in ``experiments/`` states only what differs.
 
-Recipes follow the paper (spec section 7): Nesterov SGD, momentum 0.9, weight decay 1e-4,
-learning rate 0.1 divided by 10 at fixed iterations. CIFAR: batch 64, decay at 64k and 96k,
-stop at 160k. ImageNet: decay at 200k, 400k and 500k, stop at 530k; the paper gives no batch
-size, we use 256 (about 106 epochs).
+Recipes follow the paper (``docs/faithfulness.md`` §7): Nesterov SGD, momentum 0.9, weight
+decay 1e-4, learning rate 0.1 divided by 10 at fixed iterations. CIFAR: batch 64, decay at
+64k and 96k, stop at 160k. ImageNet: decay at 200k, 400k and 500k, stop at 530k; the paper
+gives no batch size, we use 256 (about 106 epochs).
 """
 
 from __future__ import annotations
@@ -16,9 +16,15 @@ def base() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.model = "cifar_attention56"
     c.model_overrides = ml_collections.ConfigDict()  # e.g. attention='naive' (ablations)
-    c.dataset = "cifar10"
+    c.dataset = "cifar10"  # a tfds name, or "image_folder:ROOT" for your own images
     c.data_dir = ml_collections.config_dict.placeholder(str)  # tfds data_dir; None = default
-    c.image_size = 32  # ImageNet crop/eval size; CIFAR and digits use their native size
+    c.download = True  # let tfds download CIFAR when it is missing (ImageNet never is)
+    c.image_size = 32  # training crop of ImageNet and image folders; others: native size
+    # Evaluation input side of ImageNet and image folders; None = image_size.
+    c.eval_image_size = ml_collections.config_dict.placeholder(int)
+    c.eval_split = ml_collections.config_dict.placeholder(str)  # None = the dataset's test split
+    # Evaluate on the first N examples of eval_split only (quick checks); None = all of it.
+    c.eval_examples = ml_collections.config_dict.placeholder(int)
     c.label_noise = 0.0  # noisy-label experiments: 1 - clean-label ratio r
     c.shuffle_buffer = 16_384
     c.cache = False
@@ -53,14 +59,14 @@ def base() -> ml_collections.ConfigDict:
 
 
 def cifar(model: str, dataset: str = "cifar10") -> ml_collections.ConfigDict:
-    """The paper's CIFAR recipe for ``model`` (spec 7)."""
+    """The paper's CIFAR recipe for ``model`` (``docs/faithfulness.md`` §7.1)."""
     c = base()
     c.model, c.dataset = model, dataset
     return c
 
 
 def imagenet(model: str, image_size: int = 224) -> ml_collections.ConfigDict:
-    """The paper's ImageNet recipe for ``model``, at batch 256 (spec 7)."""
+    """The paper's ImageNet recipe for ``model``, at batch 256 (``docs/faithfulness.md`` §7.2)."""
     c = base()
     c.model, c.dataset, c.image_size = model, "imagenet2012", image_size
     c.batch_size = 256

@@ -70,6 +70,11 @@ def main(argv: list[str]) -> None:
         train.train_and_evaluate(config, _WORKDIR.value)
     except (input_pipeline.DataNotFoundError, train.SetupError, train.NonFiniteError) as e:
         sys.exit(f"error: {e}")
+    except input_pipeline.tf.errors.OpError as e:  # e.g. an image file truncated mid-way
+        sys.exit(
+            f"error: reading {config.dataset} failed: {e.message.splitlines()[0]} "
+            f"Every checkpoint saved in {_WORKDIR.value} is kept; fix the data and re-run."
+        )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import optax
 from absl import logging
 from flax.training import train_state
 
-from ran_jax import checkpointing, input_pipeline
+from ran_jax import checkpointing, input_pipeline, run_file
 from ran_jax.metric_writer import MetricWriter
 from ran_jax.models import get_model, list_models
 from ran_jax.models.layers import check_choice
@@ -194,6 +194,11 @@ def build(
     check_config(config, dp.num_devices)
     info = input_pipeline.dataset_info(config)
     model = make_model(config, info.num_classes, info.image_size, info.num_channels)
+    if not model.fits(info.eval_image_size):
+        raise ValueError(
+            f"{config.model} cannot take {info.eval_image_size}x{info.eval_image_size} "
+            f"evaluation images; its smallest input is {model.min_image_size()}."
+        )
     return model, info, dp
 
 
@@ -237,12 +242,14 @@ def check_workdir(workdir: str) -> None:
         )
 
 
-def _meta(config: ml_collections.ConfigDict, info: Any, image_shape: tuple, params: Any) -> dict:
+def checkpoint_meta(
+    config: ml_collections.ConfigDict, num_classes: int, image_shape: tuple, params: Any
+) -> dict:
     """What a checkpoint must agree with to be resumed by this config (JSON-normalised)."""
     meta = {
         "model": config.model,
         "model_overrides": config.model_overrides.to_dict(),
-        "num_classes": info.num_classes,
+        "num_classes": num_classes,
         "image_shape": list(image_shape),
         "param_shapes": checkpointing.param_shapes(params),
     }
@@ -297,7 +304,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         raise SetupError(str(e)) from e
     image_shape = (info.image_size, info.image_size, info.num_channels)
     state = dp.put_state(create_train_state(config, model, image_shape))
-    meta = _meta(config, info, image_shape, state.params)
+    meta = checkpoint_meta(config, info.num_classes, image_shape, state.params)
     skip = bool(config.skip_nonfinite)
     p_train_step, p_eval_step = compile_steps(config, dp)
 
@@ -320,6 +327,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         start = 0
     if lead:
         os.makedirs(workdir, exist_ok=True)
+        run_file.write(workdir, config, info)
     mngr = mngr or checkpointing.manager(workdir, config.keep_checkpoints)
     writer = MetricWriter(workdir, enabled=lead, resume_step=start)
     preemption = _Preemption()

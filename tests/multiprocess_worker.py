@@ -65,7 +65,7 @@ def main(data_dir: str, workdir: str, out: str, parallelism: str, *distributed: 
     model, info, dp = train.build(c)
     shape = (info.image_size, info.image_size, info.num_channels)
     fresh = dp.put_state(train.create_train_state(c, model, shape))
-    meta = train._meta(c, info, shape, fresh.params)
+    meta = train.checkpoint_meta(c, info.num_classes, shape, fresh.params)
     initial = leaves(fresh)
     with checkpointing.manager(workdir, c.keep_checkpoints) as mngr:
         restored, step = checkpointing.restore_latest(mngr, workdir, fresh, meta)

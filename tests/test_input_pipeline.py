@@ -8,6 +8,8 @@ with example i = ``_source(i)``, so every output image can be traced back to its
 import itertools
 import json
 import re
+import threading
+import time
 from pathlib import Path
 
 import jax
@@ -38,6 +40,7 @@ def _config(**overrides) -> ml_collections.ConfigDict:
             seed=0,
             label_noise=0.0,
             shuffle_buffer=64,
+            download=False,  # tests never reach for the network; see the download tests
         )
     )
     config.update(overrides)
@@ -108,9 +111,11 @@ def _locate_all(batches: list[dict], sources: np.ndarray, name: str, **kwargs) -
 def test_cifar_batches_have_the_right_shapes_and_normalised_values(name, num_classes):
     config = _config(dataset=name)
     with tfds.testing.mock_data(num_examples=8, data_dir=METADATA):
-        assert ip.dataset_info(config) == ip.DatasetInfo(
-            name, num_classes, 32, 3, 50_000, 10_000, "train", "test"
+        info = ip.dataset_info(config)
+        assert info == ip.DatasetInfo(
+            name, num_classes, 32, 3, 50_000, 10_000, "train", "test", 32, info.class_names
         )
+        assert len(info.class_names) == num_classes
         train = next(ip.train_batches(config))
         evals = next(ip.eval_batches(config))
         raw = next(tfds.builder(name).as_dataset(split="test").batch(4).as_numpy_iterator())
@@ -153,7 +158,7 @@ def test_cluttered_digits_are_translated_but_never_mirrored(tmp_path):
         data_dir=_tiny_metadata(tmp_path, "cluttered_digits", 16, 8),
     ):
         assert ip.dataset_info(config) == ip.DatasetInfo(
-            "cluttered_digits", 10, size, 1, 16, 8, "train", "test"
+            "cluttered_digits", 10, size, 1, 16, 8, "train", "test", size, tuple("0123456789")
         )
         batches = _take(ip.train_batches(config), 4)
         evals = list(ip.eval_batches(config))
@@ -243,8 +248,9 @@ def test_imagenet_batches_have_the_configured_size():
         train = _take(ip.train_batches(config), 3)
         evals = next(ip.eval_batches(config))
     assert info == ip.DatasetInfo(
-        "imagenet2012", 1000, 64, 3, 1_281_167, 50_000, "train", "validation"
+        "imagenet2012", 1000, 64, 3, 1_281_167, 50_000, "train", "validation", 64, info.class_names
     )
+    assert len(info.class_names) == 1000 and info.class_names[0] == "n01440764"  # WordNet ids
     for batch in [*train, evals]:
         assert batch["image"].shape == (2, 64, 64, 3) and batch["image"].dtype == np.float32
         assert np.all(np.isfinite(batch["image"]))
@@ -329,3 +335,112 @@ def test_a_missing_dataset_raises_an_actionable_error_and_writes_nothing(tmp_pat
         assert str(data_dir / "downloads" / "manual") in message and archive in message
         assert f"tfds build {name} --data_dir={data_dir} --manual_dir=" in message
     assert list(tmp_path.rglob("*")) == [data_dir]
+
+
+def _cifar_missing(tmp_path, **overrides):
+    data_dir = tmp_path / "tfds"
+    data_dir.mkdir()
+    return data_dir, _config(dataset="cifar10", data_dir=str(data_dir), **overrides)
+
+
+def test_a_missing_cifar_is_downloaded_when_the_host_answers(tmp_path, monkeypatch):
+    data_dir, config = _cifar_missing(tmp_path, download=True)
+    connections, prepared = [], []
+
+    class Connection:
+        def close(self):
+            pass
+
+    def connect(address, timeout):
+        connections.append((address, timeout))
+        return Connection()
+
+    monkeypatch.setattr(ip.socket, "create_connection", connect)
+    monkeypatch.setattr(
+        tfds.core.DatasetBuilder, "download_and_prepare", lambda self: prepared.append(self.name)
+    )
+    builder = ip._builder(config)
+    assert connections == [(("www.cs.toronto.edu", 443), ip._CONNECT_TIMEOUT_S)]
+    assert prepared == ["cifar10"] and builder.name == "cifar10"
+
+
+@pytest.mark.parametrize("failure", ["refused", "hangs"])
+def test_offline_the_download_stops_within_the_timeout_with_the_manual_steps(
+    tmp_path, monkeypatch, failure
+):
+    data_dir, config = _cifar_missing(tmp_path, download=True)
+
+    def connect(address, timeout):
+        if failure == "hangs":  # a name lookup that never answers
+            threading.Event().wait()
+        raise ConnectionRefusedError("refused")
+
+    monkeypatch.setattr(ip.socket, "create_connection", connect)
+    monkeypatch.setattr(ip, "_CONNECT_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(
+        tfds.core.DatasetBuilder,
+        "download_and_prepare",
+        lambda self: pytest.fail("no download may start offline"),
+    )
+    start = time.monotonic()
+    with pytest.raises(ip.DataNotFoundError) as error:
+        ip.dataset_info(config)
+    assert time.monotonic() - start < 10  # bounded by the connect timeout, never a hang
+    message = str(error.value)
+    assert "cannot be downloaded: www.cs.toronto.edu is unreachable" in message
+    assert "cifar-10-binary.tar.gz" in message and str(data_dir / "downloads" / "manual") in message
+    assert list(tmp_path.rglob("*")) == [data_dir]
+
+
+def test_a_failed_download_is_reported_with_the_manual_steps(tmp_path, monkeypatch):
+    data_dir, config = _cifar_missing(tmp_path, download=True)
+    monkeypatch.setattr(ip, "_reachable", lambda host: True)
+
+    def fail(self):
+        raise OSError("connection reset")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", fail)
+    with pytest.raises(ip.DataNotFoundError, match=r"its download failed \(OSError: connection"):
+        ip.dataset_info(config)
+
+
+def test_imagenet_is_never_downloaded(tmp_path, monkeypatch):
+    data_dir = tmp_path / "tfds"
+    data_dir.mkdir()
+    config = _config(dataset="imagenet2012", data_dir=str(data_dir), download=True)
+    monkeypatch.setattr(ip, "_reachable", lambda host: pytest.fail("no connection attempt"))
+    with pytest.raises(ip.DataNotFoundError, match="is never downloaded"):
+        ip.dataset_info(config)
+
+
+def test_imagenet_evaluates_at_eval_image_size_and_trains_at_image_size():
+    config = _config(dataset="imagenet2012", batch_size=2, image_size=32, eval_image_size=48)
+    with tfds.testing.mock_data(num_examples=4, data_dir=METADATA):
+        info = ip.dataset_info(config)
+        train = next(ip.train_batches(config))
+        evals = next(ip.eval_batches(config))
+    assert (info.image_size, info.eval_image_size) == (32, 48)
+    assert train["image"].shape == (2, 32, 32, 3) and evals["image"].shape == (2, 48, 48, 3)
+
+
+def test_eval_image_size_is_refused_for_fixed_size_datasets():
+    with tfds.testing.mock_data(num_examples=4, data_dir=METADATA):
+        with pytest.raises(ValueError, match="cifar10 images are all 32x32"):
+            ip.dataset_info(_config(eval_image_size=40))
+
+
+def test_eval_examples_and_eval_split_choose_what_is_evaluated(tmp_path):
+    with tfds.testing.mock_data(
+        as_dataset_fn=_indexed_as_dataset, data_dir=_tiny_metadata(tmp_path, "cifar10", 10, 10)
+    ):
+        batches = list(ip.eval_batches(_config(eval_examples=5)))
+        info = ip.dataset_info(_config(eval_split="train", eval_examples=50))
+        with pytest.raises(ValueError, match="has no split 'val'; its splits are: test, train"):
+            ip.dataset_info(_config(eval_split="val"))
+        with pytest.raises(ValueError, match="eval_examples must be positive"):
+            ip.dataset_info(_config(eval_examples=0))
+    mask = np.concatenate([b["mask"] for b in batches])
+    assert mask.tolist() == [True] * 5 + [False] * 3
+    labels = np.concatenate([b["label"] for b in batches])
+    assert labels[:5].tolist() == [0, 1, 2, 3, 4]  # the first five examples of the split
+    assert (info.eval_split, info.num_eval) == ("train", 10)

@@ -33,6 +33,7 @@ def _tiny_config(data_dir):
     c.eval_every_steps = 3
     c.checkpoint_every_steps = 2
     c.keep_checkpoints = 2
+    c.eval_examples = 64  # evaluation is checked for shape and range, not accuracy
     return c
 
 
@@ -87,10 +88,12 @@ def test_missing_dataset_fails_at_start_and_writes_nothing(tmp_path):
         "--config=experiments/cifar10_att92.py",
         f"--workdir={workdir}",
         f"--config.data_dir={data_dir}",
+        "--config.download=False",  # the offline default is tested in test_input_pipeline.py
     )
     assert proc.returncode != 0
     assert "error:" in proc.stderr and str(data_dir) in proc.stderr
     assert "manual" in proc.stderr and "cifar-10-binary.tar.gz" in proc.stderr
+    assert "download is off" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not workdir.exists() and list(data_dir.iterdir()) == []
 
@@ -104,6 +107,7 @@ def test_missing_dataset_fails_at_start_and_writes_nothing(tmp_path):
         (["--config.parallelism=pjit"], 1, "Unknown parallelism 'pjit'"),
         (["--config.model=attention57"], 1, "Unknown model 'attention57'; valid choices are:"),
         (["--config.dataset=mnist"], 1, "Unknown dataset 'mnist'; valid names are:"),
+        (["--config.dataset=image_folder:/no/such"], 1, "Image folder /no/such does not exist"),
         (["--config.batch_size=3"], 2, "batch_size=3 is not divisible by the 2 devices"),
         (["--config.batch_sise=3"], 1, "bad --config: 'batch_sise' Did you mean \"batch_size\""),
     ],

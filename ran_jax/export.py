@@ -1,0 +1,144 @@
+r"""Exports a trained network for serving: a TensorFlow SavedModel or a ``jax.export`` file.
+
+    python -m ran_jax.export --workdir=DIR --out=OUT                       # SavedModel
+    python -m ran_jax.export --workdir=DIR --out=OUT --format=jax_export
+
+Both hold one function, the network in evaluation mode (BatchNorm running statistics) with
+the run's input normalisation built in::
+
+    logits = f(images)   # images: float32 [batch, S, S, C], pixel values 0-255
+
+for any batch size. ``S`` is the run's evaluation size (``--image_size`` overrides it) and
+``C`` its channels; prepare images as evaluation does (shorter side resized, centre crop;
+``input_pipeline.eval_view`` minus its normalisation). ``OUT/signature.json`` records the
+size, channels, class names and normalisation.
+
+- ``saved_model`` (orbax-export, jax2tf): ``tf.saved_model.load(OUT)`` and call
+  ``.signatures["serving_default"](images=x)["logits"]``; TF Serving loads it as is.
+- ``jax_export``: ``OUT/model.jax_export`` is a serialized ``jax.export.Exported`` with the
+  parameters inside: ``jax.export.deserialize(open(path, "rb").read()).call(x)``.
+
+Both are lowered for CPU, CUDA GPUs and TPUs, so an export made on a CPU serves on either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from ran_jax import cli, trained  # noqa: E402
+from ran_jax.models.layers import check_choice  # noqa: E402
+
+FORMATS = ("saved_model", "jax_export")
+JAX_EXPORT_FILE = "model.jax_export"
+SIGNATURE_FILE = "signature.json"
+PLATFORMS = ("cpu", "cuda", "tpu")  # both formats hold code for each, whatever exports them
+
+
+def _define_flags() -> None:
+    trained.define_flags()
+    flags.DEFINE_string("out", None, "Directory to write to (new or empty).", required=True)
+    flags.DEFINE_string("format", "saved_model", f"One of: {', '.join(FORMATS)}.")
+    flags.DEFINE_integer("image_size", None, "Input side (default: the run's evaluation size).")
+
+
+def serving_fn(run: trained.Trained):
+    """``f(variables, images)``: logits of 0-255 pixel images, normalised as in training."""
+    mean, std = (jnp.asarray(v, jnp.float32) for v in run.dataset["normalisation"])
+
+    def f(variables, images):
+        x = (images / 255.0 - mean) / std
+        return run.model.apply(variables, x, train=False)
+
+    return f
+
+
+def _check_out(out: str) -> None:
+    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        raise ValueError(f"--out={out} exists and is not an empty directory; choose a new one.")
+
+
+def _saved_model(run: trained.Trained, f, shape: tuple[int, ...], out: str) -> None:
+    from orbax.export import ExportManager, JaxModule, ServingConfig
+
+    module = JaxModule(
+        run.variables,
+        f,
+        trainable=False,
+        input_polymorphic_shape="(b, ...)",
+        jax2tf_kwargs={"native_serialization_platforms": PLATFORMS},
+    )
+    config = ServingConfig(
+        "serving_default",
+        input_signature=[tf.TensorSpec((None, *shape), tf.float32, name="images")],
+        tf_postprocessor=lambda logits: {"logits": logits},
+    )
+    ExportManager(module, [config]).save(out)
+
+
+def _jax_export(run: trained.Trained, f, shape: tuple[int, ...], out: str) -> None:
+    (batch,) = jax.export.symbolic_shape("b")
+    exported = jax.export.export(
+        jax.jit(lambda images: f(run.variables, images)), platforms=PLATFORMS
+    )(jax.ShapeDtypeStruct((batch, *shape), jnp.float32))
+    with open(os.path.join(out, JAX_EXPORT_FILE), "wb") as file:
+        file.write(exported.serialize())
+
+
+def export(
+    workdir: str,
+    out: str,
+    fmt: str = "saved_model",
+    checkpoint: str = "latest",
+    image_size: int | None = None,
+) -> dict:
+    """Writes the export of one checkpoint to ``out``; returns what was written."""
+    check_choice("--format", fmt, FORMATS)
+    _check_out(out)
+    run = trained.load(workdir, checkpoint)
+    size = image_size or run.dataset["eval_image_size"]
+    if not run.model.fits(size):
+        raise ValueError(
+            f"--image_size={size} is too small for this network; "
+            f"its smallest input is {run.model.min_image_size()}."
+        )
+    shape = (size, size, run.dataset["num_channels"])
+    os.makedirs(out, exist_ok=True)
+    writer = _saved_model if fmt == "saved_model" else _jax_export
+    writer(run, serving_fn(run), shape, out)
+    mean, std = run.dataset["normalisation"]
+    signature = {
+        "format": fmt,
+        "input": {"shape": ["batch", *shape], "dtype": "float32", "pixel_range": [0, 255]},
+        "normalisation_inside": {"mean": mean, "std": std},
+        "output": {"logits": ["batch", run.dataset["num_classes"]]},
+        "class_names": run.dataset["class_names"],
+        "model": run.config.model,
+        "workdir": os.path.abspath(workdir),
+        "step": run.step,
+    }
+    with open(os.path.join(out, SIGNATURE_FILE), "w") as file:
+        json.dump(signature, file, indent=1)
+    return {"out": out, "format": fmt, "step": run.step, "input_shape": ["batch", *shape]}
+
+
+def _show(r: dict) -> None:
+    shape = "x".join(map(str, r["input_shape"]))
+    print(f"Wrote {r['format']} of step {r['step']} to {r['out']} (input {shape}, float32 0-255)")
+
+
+def main(argv: list[str]) -> None:
+    f = flags.FLAGS
+    cli.report(argv, lambda: export(f.workdir, f.out, f.format, f.checkpoint, f.image_size), _show)
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(main)

@@ -1,0 +1,57 @@
+"""``WORKDIR/run.json``: the config and dataset description of a training run.
+
+Training writes it at every start (process 0), after the checkpoint check passed; the
+commands that use a trained network (evaluate, predict, export) rebuild the model from it,
+and predict takes the class names and input normalisation from it, so they need neither
+the config file nor the dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import ml_collections
+
+from ran_jax import configs
+
+NAME = "run.json"
+
+
+def write(workdir: str, config: ml_collections.ConfigDict, info: Any) -> None:
+    """Writes ``{"config": ..., "dataset": ...}`` atomically."""
+    dataset = dataclasses.asdict(info)
+    dataset["normalisation"] = info.normalisation
+    content = {"config": json.loads(config.to_json_best_effort()), "dataset": dataset}
+    path = os.path.join(workdir, NAME)
+    with open(path + ".tmp", "w") as f:
+        json.dump(content, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def read(workdir: str) -> tuple[ml_collections.ConfigDict, dict[str, Any]]:
+    """(config, dataset description) of the run in ``workdir``; ValueError if there is none.
+
+    The config is the current defaults updated with the saved values, so keys added to
+    ``configs.base`` after the run was trained take their defaults.
+    """
+    if not os.path.isdir(workdir):
+        raise ValueError(f"--workdir={workdir} does not exist.")
+    path = os.path.join(workdir, NAME)
+    if not os.path.exists(path):
+        raise ValueError(
+            f"{workdir} has no {NAME}, so it is not a ran_jax training directory, or it was "
+            "trained by an older version: re-run its training command once (it resumes "
+            f"and writes {NAME})."
+        )
+    with open(path) as f:
+        content = json.load(f)
+    config = configs.base()
+    saved = content["config"]
+    with config.unlocked():
+        config.model_overrides = ml_collections.ConfigDict(saved.pop("model_overrides", {}))
+        for key, value in saved.items():
+            config[key] = tuple(value) if isinstance(value, list) else value
+    return config, content["dataset"]

@@ -1,0 +1,101 @@
+"""A trained network from a workdir: its run file, a chosen checkpoint, restored variables.
+
+Shared by ``evaluate``, ``predict`` and ``export``. ``--checkpoint`` is ``latest`` (the
+newest step), ``best`` (the highest ``eval_top1`` measured during training; note that this
+selects on the evaluation split) or a step number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from absl import flags
+
+from ran_jax import checkpointing, run_file, train
+
+CHOICES = "best, latest or a step number"
+
+
+def define_flags() -> None:
+    """The flags every command on a trained run has (defined only when run as a program)."""
+    flags.DEFINE_string("workdir", None, "Training directory (holds run.json).", required=True)
+    flags.DEFINE_string("checkpoint", "latest", f"Which checkpoint: {CHOICES}.")
+    flags.DEFINE_bool("json", False, "End with one line holding a JSON object.")
+
+
+@dataclasses.dataclass
+class Trained:
+    config: ml_collections.ConfigDict
+    dataset: dict[str, Any]  # the run file's dataset description
+    model: Any
+    state: train.TrainState  # on the first local device
+    step: int
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        """What ``model.apply`` takes: ``{'params': ..., 'batch_stats': ...}``."""
+        return {"params": self.state.params, "batch_stats": self.state.batch_stats}
+
+
+def select_step(mngr: ocp.CheckpointManager, directory: str, which: str) -> int:
+    """The step ``which`` names among the finished checkpoints; ValueError if none fits."""
+    steps = sorted(mngr.all_steps())
+    if not steps:
+        raise ValueError(f"{directory} holds no finished checkpoint.")
+    if which == "latest":
+        return steps[-1]
+    if which == "best":
+        scored = {}
+        for step in steps:
+            metrics = mngr.metadata(step).metrics or {}
+            if "eval_top1" in metrics:
+                scored[step] = metrics["eval_top1"]
+        if not scored:
+            raise ValueError(
+                f"No checkpoint in {directory} has an evaluation score, so none is 'best'; "
+                f"use --checkpoint=latest or one of the steps {steps}."
+            )
+        return max(scored, key=lambda s: (scored[s], s))
+    if not which.isdigit():
+        raise ValueError(f"--checkpoint={which} is not {CHOICES}.")
+    if int(which) not in steps:
+        raise ValueError(f"{directory} has no checkpoint of step {which}; it has steps {steps}.")
+    return int(which)
+
+
+def load(
+    workdir: str, checkpoint: str = "latest", config: ml_collections.ConfigDict | None = None
+) -> Trained:
+    """Restores checkpoint ``checkpoint`` of the run in ``workdir`` on one device.
+
+    ``config`` replaces the run file's config (for overrides such as ``eval_image_size``);
+    it must build the same model. Raises ValueError with a one-line reason on bad input.
+    """
+    saved_config, dataset = run_file.read(workdir)
+    config = config or saved_config
+    directory = os.path.join(workdir, "checkpoints")
+    if not os.path.isdir(directory):
+        raise ValueError(f"{workdir} has no checkpoints/ directory: nothing was saved yet.")
+    image_shape = (dataset["image_size"], dataset["image_size"], dataset["num_channels"])
+    model = train.make_model(
+        config, dataset["num_classes"], dataset["image_size"], dataset["num_channels"]
+    )
+    abstract = jax.eval_shape(lambda: train.create_train_state(config, model, image_shape))
+    device = jax.local_devices()[0]
+    abstract = jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(
+            x.shape, x.dtype, sharding=jax.sharding.SingleDeviceSharding(device)
+        ),
+        abstract,
+    )
+    options = ocp.CheckpointManagerOptions(read_only=True)
+    with ocp.CheckpointManager(directory, item_names=("state", "meta"), options=options) as mngr:
+        step = select_step(mngr, directory, checkpoint)
+        meta = train.checkpoint_meta(config, dataset["num_classes"], image_shape, abstract.params)
+        state = checkpointing.restore(mngr, step, abstract, meta, workdir)
+    return Trained(config, dataset, model, state, step)

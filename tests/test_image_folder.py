@@ -1,0 +1,100 @@
+"""Own images: ``image_folder:ROOT`` layouts, errors naming the bad path, and its batches."""
+
+import shutil
+
+import folder_images
+import ml_collections
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ran_jax import input_pipeline as ip
+from ran_jax.data import image_folder
+
+
+def _config(root, **overrides) -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict(
+        dict(
+            dataset=f"image_folder:{root}",
+            data_dir=None,
+            batch_size=4,
+            image_size=32,
+            eval_image_size=None,
+            seed=0,
+            label_noise=0.0,
+            shuffle_buffer=64,
+        )
+    )
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return folder_images.make(tmp_path_factory.mktemp("folder") / "root")
+
+
+def test_info_lists_sorted_classes_and_split_sizes(root):
+    info = ip.dataset_info(_config(root, eval_image_size=40))
+    assert info == ip.DatasetInfo(
+        "image_folder", 3, 32, 3, 18, 6, "train", "test", 40, folder_images.CLASSES
+    )
+    assert info.normalisation == ip.IMAGENET_NORMALISATION
+
+
+def test_batches_are_rgb_at_the_train_and_eval_sizes_and_every_test_image_is_seen(root):
+    config = _config(root, eval_image_size=40)
+    train = next(ip.train_batches(config))
+    assert train["image"].shape == (4, 32, 32, 3) and np.isfinite(train["image"]).all()
+    assert set(train["label"]) <= {0, 1, 2}
+    evals = list(ip.eval_batches(config))
+    assert [b["image"].shape for b in evals] == [(4, 40, 40, 3)] * 2
+    mask = np.concatenate([b["mask"] for b in evals])
+    assert mask.tolist() == [True] * 6 + [False] * 2
+    labels = np.concatenate([b["label"] for b in evals])[mask]
+    assert sorted(labels) == [0, 0, 1, 1, 2, 2]
+
+
+def test_grey_scale_images_become_three_equal_channels(root):
+    info = ip.dataset_info(_config(root))
+    grey = np.full((30, 50, 1), 77, np.uint8)
+    view = ip.eval_view(ip.decode_any(tf.io.encode_png(grey), 3), info).numpy()
+    mean, std = ip.IMAGENET_NORMALISATION
+    pixels = (view * np.array(std) + np.array(mean)) * 255
+    assert view.shape == (32, 32, 3)
+    np.testing.assert_allclose(pixels, 77, atol=1e-3)
+
+
+def _broken(root, tmp_path, change):
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    return change(copy)
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda r: r / "absent", "does not exist"),
+        (lambda r: (shutil.rmtree(r / "test"), r)[1], "has no test/ directory"),
+        (lambda r: ((r / "train" / "x.png").write_bytes(b""), r)[1], "not inside a class folder"),
+        (lambda r: ((r / "train" / "empty").mkdir(), r)[1], "holds no .jpg, .jpeg or .png"),
+        (lambda r: ((r / "train" / "bars" / "7.png").write_text("text"), r)[1], "is not a JPEG"),
+        (
+            lambda r: (shutil.copytree(r / "test" / "ring", r / "test" / "zebra"), r)[1],
+            "Test class 'zebra'",
+        ),
+    ],
+)
+def test_a_malformed_folder_is_one_error_naming_the_path(root, tmp_path, change, message):
+    bad = _broken(root, tmp_path, change)
+    with pytest.raises(image_folder.LayoutError, match=message) as error:
+        ip.dataset_info(_config(bad))
+    text = str(error.value)
+    assert str(tmp_path / "copy") in text and "\n" not in text
+
+
+def test_no_split_or_class_folders_is_an_error(tmp_path):
+    (tmp_path / "r" / "train").mkdir(parents=True)
+    (tmp_path / "r" / "test").mkdir()
+    with pytest.raises(image_folder.LayoutError, match="has no class folders"):
+        image_folder.check_layout(str(tmp_path / "r"))
