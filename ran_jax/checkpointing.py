@@ -96,9 +96,9 @@ def save(
 
 def _differences(saved: dict, meta: dict) -> list[str]:
     diffs = [
-        f"{key}: checkpoint has {saved.get(key)!r}, config gives {meta[key]!r}"
-        for key in meta
-        if key != "param_shapes" and saved.get(key) != meta[key]
+        f"{key}: checkpoint has {saved.get(key)!r}, config gives {meta.get(key)!r}"
+        for key in sorted(set(meta) | set(saved))
+        if key != "param_shapes" and saved.get(key) != meta.get(key)
     ]
     old, new = saved.get("param_shapes", {}), meta["param_shapes"]
     changed = sorted(set(old) ^ set(new)) + sorted(
@@ -132,9 +132,7 @@ def _check_meta(saved: dict, meta: dict, step: int, workdir: str) -> None:
         )
 
 
-def restore(
-    mngr: ocp.CheckpointManager, step: int, abstract: Any, meta: dict, workdir: str
-) -> Any:
+def restore(mngr: ocp.CheckpointManager, step: int, abstract: Any, meta: dict, workdir: str) -> Any:
     """The state of checkpoint ``step``, laid out as ``abstract`` (shapes, dtypes, shardings).
 
     Raises CheckpointMismatchError if the checkpoint was made by a model other than ``meta``'s.

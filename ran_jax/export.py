@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -49,7 +51,7 @@ def _define_flags() -> None:
     flags.DEFINE_integer("image_size", None, "Input side (default: the run's evaluation size).")
 
 
-def serving_fn(run: trained.Trained):
+def serving_fn(run: trained.Trained) -> Callable[[Any, jax.Array], jax.Array]:
     """``f(variables, images)``: logits of 0-255 pixel images, normalised as in training."""
     mean, std = (jnp.asarray(v, jnp.float32) for v in run.dataset["normalisation"])
 
@@ -65,11 +67,11 @@ def _check_out(out: str) -> None:
         raise ValueError(f"--out={out} exists and is not an empty directory; choose a new one.")
 
 
-def _saved_model(run: trained.Trained, f, shape: tuple[int, ...], out: str) -> None:
+def _saved_model(variables: Any, f, shape: tuple[int, ...], out: str) -> None:
     from orbax.export import ExportManager, JaxModule, ServingConfig
 
     module = JaxModule(
-        run.variables,
+        variables,
         f,
         trainable=False,
         input_polymorphic_shape="(b, ...)",
@@ -83,11 +85,11 @@ def _saved_model(run: trained.Trained, f, shape: tuple[int, ...], out: str) -> N
     ExportManager(module, [config]).save(out)
 
 
-def _jax_export(run: trained.Trained, f, shape: tuple[int, ...], out: str) -> None:
+def _jax_export(variables: Any, f, shape: tuple[int, ...], out: str) -> None:
     (batch,) = jax.export.symbolic_shape("b")
-    exported = jax.export.export(
-        jax.jit(lambda images: f(run.variables, images)), platforms=PLATFORMS
-    )(jax.ShapeDtypeStruct((batch, *shape), jnp.float32))
+    exported = jax.export.export(jax.jit(lambda images: f(variables, images)), platforms=PLATFORMS)(
+        jax.ShapeDtypeStruct((batch, *shape), jnp.float32)
+    )
     with open(os.path.join(out, JAX_EXPORT_FILE), "wb") as file:
         file.write(exported.serialize())
 
@@ -98,11 +100,13 @@ def export(
     fmt: str = "saved_model",
     checkpoint: str = "latest",
     image_size: int | None = None,
+    ema: bool = False,
 ) -> dict:
-    """Writes the export of one checkpoint to ``out``; returns what was written."""
+    """Writes the export of one checkpoint (its EMA weights with ``ema``) to ``out``."""
     check_choice("--format", fmt, FORMATS)
     _check_out(out)
     run = trained.load(workdir, checkpoint)
+    variables = run.variables(ema)
     size = image_size or run.dataset["eval_image_size"]
     if not run.model.fits(size):
         raise ValueError(
@@ -112,7 +116,7 @@ def export(
     shape = (size, size, run.dataset["num_channels"])
     os.makedirs(out, exist_ok=True)
     writer = _saved_model if fmt == "saved_model" else _jax_export
-    writer(run, serving_fn(run), shape, out)
+    writer(variables, serving_fn(run), shape, out)
     mean, std = run.dataset["normalisation"]
     signature = {
         "format": fmt,
@@ -123,6 +127,7 @@ def export(
         "model": run.config.model,
         "workdir": os.path.abspath(workdir),
         "step": run.step,
+        "ema": ema,
     }
     with open(os.path.join(out, SIGNATURE_FILE), "w") as file:
         json.dump(signature, file, indent=1)
@@ -136,7 +141,9 @@ def _show(r: dict) -> None:
 
 def main(argv: list[str]) -> None:
     f = flags.FLAGS
-    cli.report(argv, lambda: export(f.workdir, f.out, f.format, f.checkpoint, f.image_size), _show)
+    cli.report(
+        argv, lambda: export(f.workdir, f.out, f.format, f.checkpoint, f.image_size, f.ema), _show
+    )
 
 
 if __name__ == "__main__":

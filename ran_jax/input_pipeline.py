@@ -75,7 +75,9 @@ _MANUAL_ARCHIVES = {
 _DOWNLOAD_HOSTS = {"cifar10": "www.cs.toronto.edu", "cifar100": "www.cs.toronto.edu"}
 _CONNECT_TIMEOUT_S = 5.0
 # Independent random streams derived from config.seed.
-_SHUFFLE, _AUGMENT, _NOISE = range(3)
+_SHUFFLE, _AUGMENT, _NOISE, _ERASE = range(4)
+ERASE_AREA = (0.02, 0.4)  # random erasing: fraction of the image area erased,
+ERASE_ASPECT = (0.3, 1 / 0.3)  # and the rectangle's height/width ratio (Zhong et al.)
 
 
 class DataNotFoundError(Exception):
@@ -394,6 +396,30 @@ def _train_image(image_bytes: tf.Tensor, key: tf.Tensor, info: DatasetInfo) -> t
     return normalise(image, info)
 
 
+def random_erase(image: tf.Tensor, key: tf.Tensor, prob: float) -> tf.Tensor:
+    """With probability ``prob``, fills a random rectangle of a normalised image with
+    standard normal noise (random erasing, Zhong et al. 2020).
+
+    The rectangle covers ERASE_AREA of the image with a height/width ratio in ERASE_ASPECT
+    (log-uniform), clipped to the image where it does not fit, at a uniform position.
+    """
+    keys = tf.unstack(tf.random.experimental.stateless_split(key, 6))
+    shape = tf.shape(image)
+    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    area = tf.random.stateless_uniform([], keys[0], *ERASE_AREA) * height * width
+    log_aspect = tf.random.stateless_uniform([], keys[1], *np.log(ERASE_ASPECT))
+    erase_h = tf.clip_by_value(tf.round(tf.sqrt(area * tf.exp(log_aspect))), 1.0, height)
+    erase_w = tf.clip_by_value(tf.round(tf.sqrt(area / tf.exp(log_aspect))), 1.0, width)
+    top = tf.floor(tf.random.stateless_uniform([], keys[2]) * (height - erase_h + 1))
+    left = tf.floor(tf.random.stateless_uniform([], keys[3]) * (width - erase_w + 1))
+    rows = tf.range(height)[:, None]
+    cols = tf.range(width)[None, :]
+    inside = (rows >= top) & (rows < top + erase_h) & (cols >= left) & (cols < left + erase_w)
+    inside &= tf.random.stateless_uniform([], keys[4]) < prob
+    noise = tf.random.stateless_normal(shape, keys[5])
+    return tf.where(inside[:, :, None], noise, image)
+
+
 def eval_view(image: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
     """A decoded uint8 image [H, W, C] of any size as the network sees it in evaluation.
 
@@ -454,6 +480,9 @@ def train_batches(
         epoch: tf.Tensor, index: tf.Tensor, image: tf.Tensor, label: tf.Tensor
     ) -> dict[str, tf.Tensor]:
         image = _train_image(image, _key(config.seed, _AUGMENT, epoch, index), info)
+        if config.get("random_erasing"):
+            erase_key = _key(config.seed, _ERASE, epoch, index)
+            image = random_erase(image, erase_key, config.random_erasing)
         if config.label_noise:
             label = _noisy_label(
                 label,

@@ -49,7 +49,9 @@ def dataset_info(dataset: dict) -> input_pipeline.DatasetInfo:
     return input_pipeline.DatasetInfo(**{**fields, "class_names": tuple(fields["class_names"])})
 
 
-def predict(workdir: str, paths: list[str], checkpoint: str = "latest", top: int = 5) -> dict:
+def predict(
+    workdir: str, paths: list[str], checkpoint: str = "latest", top: int = 5, ema: bool = False
+) -> dict:
     """The ``top`` most probable classes of each image, as a JSON-ready dict."""
     if not paths:
         raise ValueError("Name at least one image file after the flags.")
@@ -60,12 +62,13 @@ def predict(workdir: str, paths: list[str], checkpoint: str = "latest", top: int
         [input_pipeline.eval_view(read_image(p, info.num_channels), info).numpy() for p in paths]
     )
     run = trained.load(workdir, checkpoint)
+    variables = run.variables(ema)
     apply = jax.jit(lambda v, x: jax.nn.softmax(run.model.apply(v, x, train=False)))
     probabilities = []
     for start in range(0, len(views), CHUNK):
         chunk = views[start : start + CHUNK]
         padded = np.concatenate([chunk, np.zeros((CHUNK - len(chunk), *chunk.shape[1:]))])
-        probabilities.append(np.asarray(apply(run.variables, padded))[: len(chunk)])
+        probabilities.append(np.asarray(apply(variables, padded))[: len(chunk)])
     probabilities = np.concatenate(probabilities)
     k = min(top, info.num_classes)
     predictions = []
@@ -84,12 +87,14 @@ def predict(workdir: str, paths: list[str], checkpoint: str = "latest", top: int
         "workdir": workdir,
         "checkpoint": checkpoint,
         "step": run.step,
+        "ema": ema,
         "predictions": predictions,
     }
 
 
 def _show(r: dict) -> None:
-    print(f"{r['workdir']} step {r['step']} ({r['checkpoint']})")
+    weights = ", EMA weights" if r["ema"] else ""
+    print(f"{r['workdir']} step {r['step']} ({r['checkpoint']}{weights})")
     for prediction in r["predictions"]:
         print(prediction["image"])
         for t in prediction["top"]:
@@ -99,7 +104,7 @@ def _show(r: dict) -> None:
 def main(argv: list[str]) -> None:
     f = flags.FLAGS
     images = argv[1:]  # the positional arguments
-    cli.report(argv[:1], lambda: predict(f.workdir, images, f.checkpoint, f.top), _show)
+    cli.report(argv[:1], lambda: predict(f.workdir, images, f.checkpoint, f.top, f.ema), _show)
 
 
 if __name__ == "__main__":

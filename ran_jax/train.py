@@ -22,7 +22,7 @@ import optax
 from absl import logging
 from flax.training import train_state
 
-from ran_jax import checkpointing, input_pipeline, run_file
+from ran_jax import checkpointing, input_pipeline, recipes, run_file
 from ran_jax.metric_writer import MetricWriter
 from ran_jax.models import get_model, list_models
 from ran_jax.models.layers import check_choice
@@ -35,17 +35,28 @@ class TrainState(train_state.TrainState):
     batch_stats: Any
     nonfinite_steps: jax.Array  # steps whose loss or gradient was not finite
     first_nonfinite_step: jax.Array  # the first such step; 0 while there is none
+    ema: Any = None  # {'params', 'batch_stats'} averaged over steps when config.ema_decay > 0
 
 
 class NonFiniteError(RuntimeError):
     """The loss or a gradient became NaN or infinite."""
 
 
+LR_SCHEDULES = ("piecewise", "cosine")
+PAPER_RECIPE = recipes.StepOptions()  # no mixing, smoothing, accumulation or EMA
+
+
 def learning_rate_fn(config: ml_collections.ConfigDict) -> optax.Schedule:
-    """The paper's piecewise-constant schedule in iterations, with optional warmup and scaling."""
+    """The paper's piecewise-constant schedule in iterations (or, with ``lr_schedule='cosine'``,
+    cosine decay to zero at ``num_train_steps``), with optional linear warmup and linear
+    scaling with the batch size."""
     lr = config.learning_rate
     if config.scale_lr_with_batch:
         lr *= config.batch_size / config.base_batch_size
+    if config.lr_schedule == "cosine":
+        return optax.warmup_cosine_decay_schedule(
+            0.0, lr, config.warmup_steps, config.num_train_steps, end_value=0.0
+        )
     schedule = optax.piecewise_constant_schedule(lr, {int(b): 0.1 for b in config.lr_boundaries})
     if not config.warmup_steps:
         return schedule
@@ -56,14 +67,22 @@ def learning_rate_fn(config: ml_collections.ConfigDict) -> optax.Schedule:
 def create_train_state(
     config: ml_collections.ConfigDict, model: Any, image_shape: tuple[int, ...]
 ) -> TrainState:
-    """Initialises parameters (He init, fixed by ``config.seed``) and the optimizer."""
+    """Initialises parameters (He init, fixed by ``config.seed``) and the optimizer.
+
+    Weight decay applies to every parameter (the paper's recipe) or, with
+    ``decay_norm_and_bias=False``, to convolution and dense kernels only.
+    """
     variables = jax.jit(model.init)(
         jax.random.key(config.seed), jnp.zeros((1, *image_shape), jnp.float32)
     )
+    mask = None if config.decay_norm_and_bias else recipes.decay_mask
     tx = optax.chain(
-        optax.add_decayed_weights(config.weight_decay),
+        optax.add_decayed_weights(config.weight_decay, mask=mask),
         optax.sgd(learning_rate_fn(config), momentum=config.momentum, nesterov=True),
     )
+    ema = None
+    if config.ema_decay:  # a copy: the step donates the state, and no buffer twice
+        ema = jax.tree_util.tree_map(jnp.copy, dict(variables))
     return TrainState.create(
         apply_fn=model.apply,
         params=variables["params"],
@@ -71,36 +90,76 @@ def create_train_state(
         tx=tx,
         nonfinite_steps=jnp.zeros((), jnp.int32),
         first_nonfinite_step=jnp.zeros((), jnp.int32),
+        ema=ema,
     )
+
+
+def _gradients(
+    state: TrainState, images: jax.Array, soft: jax.Array, accumulate_steps: int
+) -> tuple[jax.Array, jax.Array, Any, Any]:
+    """(loss, logits, new batch_stats, gradients) of this device's batch.
+
+    With ``accumulate_steps`` k > 1 the batch is cut into k micro-batches, run one after the
+    other (``lax.scan``, so only one micro-batch's activations are alive): loss and gradients
+    are their means, i.e. those of the whole batch, except that BatchNorm normalises each
+    micro-batch with its own statistics and updates its running statistics k times.
+    """
+
+    def loss_fn(params, batch_stats, x, y):
+        logits, updates = state.apply_fn(
+            {"params": params, "batch_stats": batch_stats}, x, train=True, mutable=["batch_stats"]
+        )
+        loss = optax.softmax_cross_entropy(logits, y).mean()
+        return loss, (logits, updates["batch_stats"])
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    if accumulate_steps == 1:
+        (loss, (logits, stats)), grads = grad_fn(state.params, state.batch_stats, images, soft)
+        return loss, logits, stats, grads
+
+    def micro(carry, xy):
+        batch_stats, loss_sum, grad_sum = carry
+        (loss, (logits, batch_stats)), grads = grad_fn(state.params, batch_stats, *xy)
+        grad_sum = jax.tree_util.tree_map(jnp.add, grad_sum, grads)
+        return (batch_stats, loss_sum + loss, grad_sum), logits
+
+    def split(x):
+        return x.reshape(accumulate_steps, -1, *x.shape[1:])
+
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, state.params)
+    (batch_stats, loss_sum, grad_sum), logits = jax.lax.scan(
+        micro, (state.batch_stats, jnp.zeros(()), zeros), (split(images), split(soft))
+    )
+    grads = jax.tree_util.tree_map(lambda g: g / accumulate_steps, grad_sum)
+    return loss_sum / accumulate_steps, logits.reshape(-1, logits.shape[-1]), batch_stats, grads
 
 
 def train_step(
     state: TrainState,
     batch: dict[str, jax.Array],
     lr_fn: optax.Schedule,
-    skip_nonfinite: bool = False,
+    options: recipes.StepOptions = PAPER_RECIPE,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One SGD step on this device's share of the batch; gradients averaged over AXIS.
 
+    Targets are one-hot labels, smoothed and mixed (mixup/CutMix, keyed by seed, step and
+    device, so a resumed run mixes as an uninterrupted one) when ``options`` say so.
     A step whose loss or gradient is not finite is counted (and its number kept if it is the
-    first); with ``skip_nonfinite`` its update is dropped, otherwise the host stops the run.
+    first); with ``options.skip_nonfinite`` its update is dropped, otherwise the host stops
+    the run.
     """
-
-    def loss_fn(params):
-        logits, updates = state.apply_fn(
-            {"params": params, "batch_stats": state.batch_stats},
-            batch["image"],
-            train=True,
-            mutable=["batch_stats"],
-        )
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
-        return loss, (logits, updates["batch_stats"])
-
-    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    images, labels = batch["image"], batch["label"]
+    num_classes = state.params["classifier"]["bias"].shape[-1]
+    soft = recipes.targets(labels, num_classes, options.label_smoothing)
+    if options.mixing:
+        key = jax.random.fold_in(jax.random.key(options.seed), state.step)
+        key = jax.random.fold_in(key, jax.lax.axis_index(AXIS))
+        images, soft = recipes.mix(key, images, soft, options, state.step)
+    loss, logits, batch_stats, grads = _gradients(state, images, soft, options.accumulate_steps)
     grads = jax.lax.pmean(grads, AXIS)
     metrics = {
         "train_loss": loss,
-        "train_accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
+        "train_accuracy": jnp.mean(jnp.argmax(logits, -1) == jnp.argmax(soft, -1)),
     }
     metrics = jax.lax.pmean(metrics, AXIS)
     metrics["learning_rate"] = lr_fn(state.step)
@@ -109,7 +168,10 @@ def train_step(
     )
     # BN statistics are already global (cross-replica BN); pmean keeps replicas bitwise equal.
     new_state = state.apply_gradients(grads=grads, batch_stats=jax.lax.pmean(batch_stats, AXIS))
-    if skip_nonfinite:
+    if options.ema_decay:
+        new = {"params": new_state.params, "batch_stats": new_state.batch_stats}
+        new_state = new_state.replace(ema=recipes.ema_update(state.ema, new, options.ema_decay))
+    if options.skip_nonfinite:
         new_state = jax.tree_util.tree_map(
             lambda new, old: jnp.where(finite, new, old), new_state, state
         )
@@ -125,38 +187,41 @@ def train_step(
     return new_state, metrics
 
 
-def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """Sums of loss, top-1 and top-5 hits over the real (mask == True) examples."""
-    logits = state.apply_fn(
-        {"params": state.params, "batch_stats": state.batch_stats}, batch["image"], train=False
-    )
+def _eval_sums(state: TrainState, variables: Any, batch: dict[str, jax.Array]) -> dict:
+    logits = state.apply_fn(variables, batch["image"], train=False)
     mask = batch["mask"].astype(jnp.float32)
     labels = batch["label"]
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     top5 = jax.lax.top_k(logits, min(5, logits.shape[-1]))[1]
-    sums = {
+    return {
         "loss": jnp.sum(loss * mask),
         "top1": jnp.sum((jnp.argmax(logits, -1) == labels) * mask),
         "top5": jnp.sum(jnp.any(top5 == labels[:, None], axis=-1) * mask),
-        "count": jnp.sum(mask),
     }
+
+
+def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Sums of loss, top-1 and top-5 hits over the real (mask == True) examples, for the
+    weights and, with EMA, for their average (``ema_`` keys)."""
+    sums = _eval_sums(state, {"params": state.params, "batch_stats": state.batch_stats}, batch)
+    sums["count"] = jnp.sum(batch["mask"].astype(jnp.float32))
+    if state.ema is not None:
+        ema = _eval_sums(state, state.ema, batch)
+        sums.update({f"ema_{k}": v for k, v in ema.items()})
     return jax.lax.psum(sums, AXIS)
 
 
 def evaluate(
     p_eval_step: Callable, state: TrainState, config: ml_collections.ConfigDict, dp: DataParallel
 ) -> dict[str, float]:
-    """Top-1/top-5 over the whole evaluation split (padded last batch masked, none dropped)."""
+    """Top-1/top-5 over the whole evaluation split (padded last batch masked, none dropped);
+    ``eval_ema_*`` too when the state has EMA weights."""
     totals: dict[str, float] = {}
     for batch in prefetch(input_pipeline.eval_batches(config), dp.put_batch):
         for k, v in to_host(p_eval_step(state, batch)).items():
             totals[k] = totals.get(k, 0.0) + float(v)
-    n = totals["count"]
-    return {
-        "eval_loss": totals["loss"] / n,
-        "eval_top1": totals["top1"] / n,
-        "eval_top5": totals["top5"] / n,
-    }
+    n = totals.pop("count")
+    return {f"eval_{k}": v / n for k, v in sorted(totals.items())}
 
 
 def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
@@ -175,11 +240,13 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
     if config.learning_rate <= 0:
         raise ValueError(f"config.learning_rate must be positive, got {config.learning_rate}.")
     check_choice("config.dtype", config.dtype, sorted(DTYPES))
+    check_choice("config.lr_schedule", config.lr_schedule, LR_SCHEDULES)
     if config.batch_size % num_devices:
         raise ValueError(
             f"config.batch_size={config.batch_size} is not divisible by the {num_devices} "
             "devices; choose a multiple of the device count."
         )
+    recipes.check(config, config.batch_size // num_devices)
 
 
 class SetupError(ValueError):
@@ -225,7 +292,7 @@ def make_model(
 def compile_steps(config: ml_collections.ConfigDict, dp: DataParallel) -> tuple[Callable, Callable]:
     """The data-parallel train step (state donated) and eval step, as training runs them."""
     step = functools.partial(
-        train_step, lr_fn=learning_rate_fn(config), skip_nonfinite=bool(config.skip_nonfinite)
+        train_step, lr_fn=learning_rate_fn(config), options=recipes.StepOptions.from_config(config)
     )
     return dp.compile(step), dp.compile(eval_step, donate_state=False)
 
@@ -253,6 +320,8 @@ def checkpoint_meta(
         "image_shape": list(image_shape),
         "param_shapes": checkpointing.param_shapes(params),
     }
+    if config.ema_decay:  # the state then holds EMA weights; absent key = none (older runs)
+        meta["ema"] = True
     return json.loads(json.dumps(meta))
 
 
@@ -376,12 +445,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 eval_metrics = evaluate(p_eval_step, state, config, dp)
                 writer.write(step, eval_metrics)
                 logging.info(
-                    "step %d/%d  eval top-1 %.4f  top-5 %.4f  loss %.4f",
+                    "step %d/%d  eval top-1 %.4f  top-5 %.4f  loss %.4f%s",
                     step,
                     total,
                     eval_metrics["eval_top1"],
                     eval_metrics["eval_top5"],
                     eval_metrics["eval_loss"],
+                    f"  (EMA top-1 {eval_metrics['eval_ema_top1']:.4f})"
+                    if "eval_ema_top1" in eval_metrics
+                    else "",
                 )
                 last_time = time.time()  # keep evaluation out of the throughput figure
             if save_due:

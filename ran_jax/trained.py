@@ -26,6 +26,7 @@ def define_flags() -> None:
     flags.DEFINE_string("workdir", None, "Training directory (holds run.json).", required=True)
     flags.DEFINE_string("checkpoint", "latest", f"Which checkpoint: {CHOICES}.")
     flags.DEFINE_bool("json", False, "End with one line holding a JSON object.")
+    flags.DEFINE_bool("ema", False, "Use the EMA of the weights (runs with config.ema_decay).")
 
 
 @dataclasses.dataclass
@@ -36,10 +37,14 @@ class Trained:
     state: train.TrainState  # on the first local device
     step: int
 
-    @property
-    def variables(self) -> dict[str, Any]:
-        """What ``model.apply`` takes: ``{'params': ..., 'batch_stats': ...}``."""
-        return {"params": self.state.params, "batch_stats": self.state.batch_stats}
+    def variables(self, ema: bool = False) -> dict[str, Any]:
+        """What ``model.apply`` takes: ``{'params': ..., 'batch_stats': ...}``, the trained
+        weights or (``ema``) their exponential moving average."""
+        if not ema:
+            return {"params": self.state.params, "batch_stats": self.state.batch_stats}
+        if self.state.ema is None:
+            raise ValueError("This run has no EMA weights (its config.ema_decay was 0).")
+        return self.state.ema
 
 
 def select_step(mngr: ocp.CheckpointManager, directory: str, which: str) -> int:

@@ -1,5 +1,6 @@
 """Using a trained run: evaluate, predict and export, on a tiny network trained on a
-generated image folder (own data, end to end). One training run serves the module."""
+generated image folder (own data, end to end). One training run serves the module; it
+turns on every option of the modern recipe, so the real loop runs them all."""
 
 import json
 import os
@@ -21,7 +22,8 @@ EXPORT_ATOL = 1e-5
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """4 steps on the image folder at 32x32, evaluated (at 40x40) and saved at steps 2 and 4."""
+    """4 steps on the image folder at 32x32, evaluated (at 40x40) and saved at steps 2 and 4,
+    with EMA weights evaluated beside the weights."""
     base = tmp_path_factory.mktemp("use_trained")
     folder = folder_images.make(base / "images")
     c = configs.base()
@@ -35,6 +37,11 @@ def run(tmp_path_factory):
     c.log_every_steps = 2
     c.eval_every_steps = 2
     c.checkpoint_every_steps = 2
+    c.lr_schedule, c.warmup_steps = "cosine", 1
+    c.decay_norm_and_bias = False
+    c.mixup_alpha, c.cutmix_alpha, c.mix_off_last_steps = 0.4, 1.0, 1
+    c.label_smoothing, c.random_erasing = 0.1, 0.5
+    c.ema_decay, c.accumulate_steps = 0.5, 2
     workdir = str(base / "run")
     train.train_and_evaluate(c, workdir)
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -60,7 +67,7 @@ def test_training_evaluated_at_the_eval_size_and_evaluate_reproduces_it(run):
         result = evaluate.evaluate(run["workdir"], checkpoint)
         assert result["step"] == step and result["image_size"] == 40
         assert result["num_examples"] == 6 and result["split"] == "test"
-        for key in ("eval_top1", "eval_top5", "eval_loss"):
+        for key in ("eval_top1", "eval_top5", "eval_loss", "eval_ema_top1", "eval_ema_loss"):
             assert result[key] == pytest.approx(run["evals"][step][key], abs=1e-6)
 
 
@@ -111,7 +118,7 @@ def test_predict_gives_the_probabilities_of_model_apply_on_the_eval_view(run):
     info = predict.dataset_info(loaded.dataset)
     views = np.stack([input_pipeline.eval_view(predict.read_image(p, 3), info) for p in paths])
     assert views.shape == (4, 40, 40, 3)  # the run's evaluation size
-    expected = jax.nn.softmax(loaded.model.apply(loaded.variables, views, train=False))
+    expected = jax.nn.softmax(loaded.model.apply(loaded.variables(), views, train=False))
     for prediction, probabilities in zip(result["predictions"], np.asarray(expected)):
         top = prediction["top"]
         assert [t["class"] for t in top] == list(np.argsort(-probabilities, kind="stable"))
@@ -119,6 +126,17 @@ def test_predict_gives_the_probabilities_of_model_apply_on_the_eval_view(run):
         got = [t["probability"] for t in top]
         np.testing.assert_allclose(got, np.sort(probabilities)[::-1], rtol=1e-5, atol=1e-6)
         assert sum(got) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_ema_weights_are_checkpointed_and_serve_predictions(run):
+    loaded = trained.load(run["workdir"])
+    raw, ema = loaded.variables(), loaded.variables(ema=True)
+    assert jax.tree_util.tree_structure(raw) == jax.tree_util.tree_structure(ema)
+    assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(raw), jax.tree.leaves(ema)))
+    path = _test_images(run["folder"])[:1]
+    with_ema = predict.predict(run["workdir"], path, ema=True)["predictions"][0]["top"]
+    without = predict.predict(run["workdir"], path)["predictions"][0]["top"]
+    assert [t["probability"] for t in with_ema] != [t["probability"] for t in without]
 
 
 @pytest.mark.parametrize(
@@ -144,7 +162,7 @@ def reference(run):
     pixels = np.random.default_rng(1).uniform(0, 255, (3, 40, 40, 3)).astype(np.float32)
     mean, std = input_pipeline.IMAGENET_NORMALISATION
     normalised = (pixels / 255 - np.array(mean)) / np.array(std)
-    logits = np.asarray(loaded.model.apply(loaded.variables, normalised, train=False))
+    logits = np.asarray(loaded.model.apply(loaded.variables(), normalised, train=False))
     return pixels, logits
 
 
