@@ -55,6 +55,7 @@ def base() -> ml_collections.ConfigDict:
     c.parallelism = "pmap"  # 'pmap' or 'shard_map': the same per-device step either way
     c.seed = 0
 
+    c.attention_images = 4  # mask pictures of this many eval images in TensorBoard; 0 = off
     c.log_every_steps = 100
     c.eval_every_steps = 4_000
     c.checkpoint_every_steps = 4_000
@@ -118,4 +119,27 @@ def cifar_modern(model: str, dataset: str = "cifar10") -> ml_collections.ConfigD
     c.random_erasing = 0.5
     c.eval_every_steps = 10 * steps_per_epoch
     c.checkpoint_every_steps = 10 * steps_per_epoch
+    return c
+
+
+def quickstart() -> ml_collections.ConfigDict:
+    """A small attention network on cluttered digits: offline, minutes on a CPU.
+
+    Attention-56 topology (modules 1-1-1) at 1/8 width. Its stem (7x7/2 conv, 3x3/2 pool)
+    takes the 40x40 canvas to 10x10 before the first module: on 2 CPU cores full-resolution
+    stages run ~6x slower for tiny channel counts, which are memory-bound.
+    """
+    c = base()
+    c.model = "attention56"
+    c.model_overrides.widths = (8, 16, 32, 32)  # bottlenecks; outputs 32/64/128/128 channels
+    c.model_overrides.stem_width = 16
+    c.dataset = "cluttered_digits"
+    c.shuffle_buffer = 20_000
+    c.batch_size = 64
+    c.num_train_steps = 2_200
+    c.lr_boundaries = (1_500, 1_900)
+    c.warmup_steps = 100
+    c.log_every_steps = 50
+    c.eval_every_steps = 500
+    c.checkpoint_every_steps = 500
     return c

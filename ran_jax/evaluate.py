@@ -70,6 +70,10 @@ def _show(r: dict) -> None:
         f"{r['num_examples']} images at {r['image_size']}x{r['image_size']}"
     )
     print(f"  top-1 {r['eval_top1']:.4f}  top-5 {r['eval_top5']:.4f}  loss {r['eval_loss']:.4f}")
+    if "eval_ema_top1" in r:
+        print(f"  EMA weights: top-1 {r['eval_ema_top1']:.4f}  top-5 {r['eval_ema_top5']:.4f}")
+    for key in sorted(k for k in r if k.startswith("eval_localisation_")):
+        print(f"  attention localisation {key.removeprefix('eval_localisation_')}: {r[key]:.3f}")
 
 
 def main(argv: list[str]) -> None:

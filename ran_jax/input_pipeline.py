@@ -258,9 +258,15 @@ def _process_range(
 
 
 def _read(
-    builder: tfds.core.DatasetBuilder, split: str, start: int, stop: int, cache: bool
+    builder: tfds.core.DatasetBuilder,
+    split: str,
+    start: int,
+    stop: int,
+    cache: bool,
+    with_box: bool = False,
 ) -> tf.data.Dataset:
-    """(index in the split, encoded image, label) of examples start..stop-1, in file order.
+    """(index in the split, encoded image, label[, box]) of examples start..stop-1, in file
+    order; ``box`` is the object's (top, left, bottom, right) where the dataset has one.
 
     Images stay encoded so that skipping examples on resume costs no decoding.
     """
@@ -273,7 +279,10 @@ def _read(
             split=f"{split}[{start}:{stop}]", shuffle_files=False, decoders=decoders
         )
         ds = ds.enumerate(start=start)
-    ds = ds.map(lambda index, ex: (index, ex["image"], ex["label"]))
+    if with_box:
+        ds = ds.map(lambda index, ex: (index, ex["image"], ex["label"], ex["box"]))
+    else:
+        ds = ds.map(lambda index, ex: (index, ex["image"], ex["label"]))
     return ds.cache() if cache else ds
 
 
@@ -502,9 +511,11 @@ def train_batches(
 def eval_batches(config: ml_collections.ConfigDict) -> Iterator[dict[str, np.ndarray]]:
     """This process's part of the whole eval split, unaugmented, in padded batches.
 
-    Yields {'image', 'label', 'mask'}; mask (bool [B]) is False for the zero padding that
-    fills the last batches. Every process yields the same number of batches, so collectives
-    over them cannot hang, and no example is dropped.
+    Yields {'image', 'label', 'mask'}, plus 'box' (int32 [B, 4]: top, left, bottom, right
+    of the object, for the attention localisation score) where the dataset records one;
+    mask (bool [B]) is False for the zero padding that fills the last batches. Every process
+    yields the same number of batches, so collectives over them cannot hang, and no example
+    is dropped.
     """
     builder = _builder(config)
     info = _info(config, builder)
@@ -514,19 +525,23 @@ def eval_batches(config: ml_collections.ConfigDict) -> Iterator[dict[str, np.nda
     largest_part = -(-info.num_eval // process[1])
     num_batches = -(-largest_part // batch_size)
 
-    def preprocess(index: tf.Tensor, image: tf.Tensor, label: tf.Tensor) -> dict[str, tf.Tensor]:
-        del index
-        image = _eval_image(image, info)
-        return {"image": image, "label": tf.cast(label, tf.int32), "mask": True}
+    with_box = "box" in builder.info.features
 
-    ds = _read(builder, info.eval_split, start, stop, config.get("cache", False))
+    def preprocess(index: tf.Tensor, image: tf.Tensor, label: tf.Tensor, *box: tf.Tensor) -> dict:
+        del index
+        example = {"image": _eval_image(image, info), "label": tf.cast(label, tf.int32)}
+        if box:
+            example["box"] = tf.cast(box[0], tf.int32)
+        return {**example, "mask": True}
+
+    ds = _read(builder, info.eval_split, start, stop, config.get("cache", False), with_box)
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
-    padding = tf.data.Dataset.from_tensors(
-        {
-            "image": tf.zeros([info.eval_image_size, info.eval_image_size, info.num_channels]),
-            "label": 0,
-            "mask": False,
-        }
-    ).repeat(num_batches * batch_size - (stop - start))
+    size = info.eval_image_size
+    pad = {"image": tf.zeros([size, size, info.num_channels]), "label": 0}
+    if with_box:
+        pad["box"] = tf.zeros([4], tf.int32)
+    padding = tf.data.Dataset.from_tensors({**pad, "mask": False}).repeat(
+        num_batches * batch_size - (stop - start)
+    )
     ds = ds.concatenate(padding).batch(batch_size).prefetch(tf.data.AUTOTUNE)
     return ds.with_options(_options()).as_numpy_iterator()

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Mapping
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -33,6 +34,14 @@ class MetricWriter:
         with self._events.as_default(step=step):
             for name, value in values.items():
                 tf.summary.scalar(name, value)
+        self._events.flush()
+
+    def write_images(self, step: int, name: str, images: list) -> None:
+        """TensorBoard images (RGB uint8 arrays [H, W, 3] of one size) under ``name``."""
+        if not self._enabled or not images:
+            return
+        with self._events.as_default(step=step):
+            tf.summary.image(name, np.stack(images), max_outputs=len(images))
         self._events.flush()
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ import optax
 from absl import logging
 from flax.training import train_state
 
-from ran_jax import checkpointing, input_pipeline, recipes, run_file
+from ran_jax import attention_maps, checkpointing, input_pipeline, recipes, run_file
 from ran_jax.metric_writer import MetricWriter
 from ran_jax.models import get_model, list_models
 from ran_jax.models.layers import check_choice
@@ -188,16 +188,25 @@ def train_step(
 
 
 def _eval_sums(state: TrainState, variables: Any, batch: dict[str, jax.Array]) -> dict:
-    logits = state.apply_fn(variables, batch["image"], train=False)
+    """Sums over the real examples of loss, top-1 and top-5 hits and, where the batch has
+    object boxes, of each stage's attention localisation score (``attention_maps``)."""
+    images = batch["image"]
+    if "box" in batch:
+        logits, found = attention_maps.masks(state.apply_fn, variables, images)
+        scores = attention_maps.localisation(found, batch["box"], *images.shape[1:3])
+    else:
+        logits, scores = state.apply_fn(variables, images, train=False), {}
     mask = batch["mask"].astype(jnp.float32)
     labels = batch["label"]
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     top5 = jax.lax.top_k(logits, min(5, logits.shape[-1]))[1]
-    return {
+    sums = {
         "loss": jnp.sum(loss * mask),
         "top1": jnp.sum((jnp.argmax(logits, -1) == labels) * mask),
         "top5": jnp.sum(jnp.any(top5 == labels[:, None], axis=-1) * mask),
     }
+    sums.update({f"localisation_{stage}": jnp.sum(r * mask) for stage, r in scores.items()})
+    return sums
 
 
 def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
@@ -206,7 +215,7 @@ def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.A
     sums = _eval_sums(state, {"params": state.params, "batch_stats": state.batch_stats}, batch)
     sums["count"] = jnp.sum(batch["mask"].astype(jnp.float32))
     if state.ema is not None:
-        ema = _eval_sums(state, state.ema, batch)
+        ema = _eval_sums(state, state.ema, {k: v for k, v in batch.items() if k != "box"})
         sums.update({f"ema_{k}": v for k, v in ema.items()})
     return jax.lax.psum(sums, AXIS)
 
@@ -399,6 +408,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         run_file.write(workdir, config, info)
     mngr = mngr or checkpointing.manager(workdir, config.keep_checkpoints)
     writer = MetricWriter(workdir, enabled=lead, resume_step=start)
+    pictures = None
+    if lead and config.attention_images and any(s.num_modules for s in model.stages):
+        from ran_jax import visualize  # matplotlib only when pictures are asked for
+
+        pictures = visualize.TrainingPictures(config, info, config.attention_images)
     preemption = _Preemption()
 
     total, batch = config.num_train_steps, config.batch_size
@@ -444,6 +458,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             if eval_due:
                 eval_metrics = evaluate(p_eval_step, state, config, dp)
                 writer.write(step, eval_metrics)
+                if pictures:
+                    variables = to_host({"params": state.params, "batch_stats": state.batch_stats})
+                    writer.write_images(step, "attention", pictures.render(model.apply, variables))
                 logging.info(
                     "step %d/%d  eval top-1 %.4f  top-5 %.4f  loss %.4f%s",
                     step,

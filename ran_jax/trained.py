@@ -2,7 +2,8 @@
 
 Shared by ``evaluate``, ``predict`` and ``export``. ``--checkpoint`` is ``latest`` (the
 newest step), ``best`` (the highest ``eval_top1`` measured during training; note that this
-selects on the evaluation split) or a step number.
+selects on the evaluation split), a step number, or ``init``: the network as training
+initialises it (``config.seed``), a baseline for scores such as the attention localisation.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from absl import flags
 
 from ran_jax import checkpointing, run_file, train
 
-CHOICES = "best, latest or a step number"
+CHOICES = "best, latest, a step number, or init (the untrained network)"
 
 
 def define_flags() -> None:
@@ -83,15 +84,18 @@ def load(
     """
     saved_config, dataset = run_file.read(workdir)
     config = config or saved_config
-    directory = os.path.join(workdir, "checkpoints")
-    if not os.path.isdir(directory):
-        raise ValueError(f"{workdir} has no checkpoints/ directory: nothing was saved yet.")
     image_shape = (dataset["image_size"], dataset["image_size"], dataset["num_channels"])
     model = train.make_model(
         config, dataset["num_classes"], dataset["image_size"], dataset["num_channels"]
     )
-    abstract = jax.eval_shape(lambda: train.create_train_state(config, model, image_shape))
     device = jax.local_devices()[0]
+    if checkpoint == "init":  # the untrained network, as training starts it: a baseline
+        state = train.create_train_state(config, model, image_shape)
+        return Trained(config, dataset, model, jax.device_put(state, device), 0)
+    directory = os.path.join(workdir, "checkpoints")
+    if not os.path.isdir(directory):
+        raise ValueError(f"{workdir} has no checkpoints/ directory: nothing was saved yet.")
+    abstract = jax.eval_shape(lambda: train.create_train_state(config, model, image_shape))
     abstract = jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct(
             x.shape, x.dtype, sharding=jax.sharding.SingleDeviceSharding(device)

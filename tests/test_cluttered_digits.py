@@ -35,8 +35,9 @@ def _as_set(images: np.ndarray, labels: np.ndarray) -> set[tuple[bytes, int]]:
 def test_registered_with_declared_features(data_dir: str) -> None:
     assert "cluttered_digits" in tfds.list_builders()
     builder = tfds.builder("cluttered_digits", data_dir=data_dir)
-    assert str(builder.version) == "1.0.0"
+    assert str(builder.version) == "1.1.0"
     assert builder.info.features["image"].shape == (S, S, 1)
+    assert builder.info.features["box"].shape == (4,)
     assert builder.info.features["label"].num_classes == cd.NUM_CLASSES == 10
     assert builder.info.supervised_keys == ("image", "label")
     assert {k: v.num_examples for k, v in builder.info.splits.items()} == SPLIT_SIZES
@@ -59,6 +60,23 @@ def test_split_contents(data_dir: str, source: Source, split: str) -> None:
     pool = cd.source_pools(digit_labels)[split]
     expected = cd.generate(digits, digit_labels, pool, SPLIT_SIZES[split], cd.SPLIT_SEEDS[split])
     assert _as_set(images[..., 0], labels) == _as_set(expected.images, expected.labels)
+
+
+def test_box_is_where_the_target_digit_was_pasted(data_dir: str, source: Source) -> None:
+    ds = tfds.load("cluttered_digits", split="test[:64]", data_dir=data_dir)
+    examples = tfds.as_numpy(ds.batch(64).get_single_element())
+    digits, digit_labels = source
+    pool = cd.source_pools(digit_labels)["test"]
+    n = SPLIT_SIZES["test"]
+    expected = cd.generate(digits, digit_labels, pool, n, cd.SPLIT_SEEDS["test"])
+    size = digits.shape[1]
+    where = {
+        image.tobytes(): offset for image, offset in zip(expected.images, expected.target_offset)
+    }
+    # tfds stores examples in its own order: find each one's generated twin by its pixels.
+    for image, box in zip(examples["image"][..., 0], examples["box"], strict=True):
+        np.testing.assert_array_equal(box[:2], where[image.tobytes()])
+        np.testing.assert_array_equal(box[2:] - box[:2], size)
 
 
 def test_source_digits(source: Source) -> None:

@@ -26,7 +26,7 @@ VERSIONS = {
     "cifar10": "3.0.2",
     "cifar100": "3.0.2",
     "imagenet2012": "5.1.0",
-    "cluttered_digits": "1.0.0",
+    "cluttered_digits": "1.1.0",
 }
 
 
@@ -78,7 +78,10 @@ def _indexed_as_dataset(self, split, decoders=None, read_config=None, shuffle_fi
     num_classes = self.info.features["label"].num_classes
 
     def example(index):
-        return {"image": tf.io.encode_png(_source(index, shape)), "label": index % num_classes}
+        ex = {"image": tf.io.encode_png(_source(index, shape)), "label": index % num_classes}
+        if "box" in self.info.features:  # cluttered digits: a box that encodes the index
+            ex["box"] = tf.cast(tf.stack([index, index + 1, index + 2, index + 3]), tf.int32)
+        return ex
 
     return tf.data.Dataset.range(start, stop).map(example)
 
@@ -166,6 +169,7 @@ def test_cluttered_digits_are_translated_but_never_mirrored(tmp_path):
     hits = _locate_all(batches, _sources(16, (size, size, 1)), "cluttered_digits", flips=(False,))
     assert len({h[1:3] for h in hits}) > 10
     assert len(evals) == 1 and evals[0]["image"].shape == (8, size, size, 1)
+    np.testing.assert_array_equal(evals[0]["box"][:, 0], np.arange(8))  # boxes pass through
 
 
 @pytest.mark.parametrize("start_step", [3, 5])

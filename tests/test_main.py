@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 
 from ran_jax import configs, train
 from ran_jax.data import cluttered_digits
@@ -59,7 +60,16 @@ def test_stopping_and_rerunning_continues_from_the_checkpoint(tmp_path, digits_d
     evals = [m for m in lines if "eval_top1" in m]
     assert [m["step"] for m in evals] == [3, 5]
     assert all(0.0 <= m["eval_top1"] <= m["eval_top5"] <= 1.0 for m in evals)
-    assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir))
+    assert all(m["eval_localisation_stage1"] > 0 for m in evals)  # digits have boxes
+    events = [n for n in os.listdir(workdir) if n.startswith("events.out.tfevents")]
+    pictures = [
+        (event.step, value.tag)
+        for name in events
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(workdir, name))
+        for value in event.summary.value
+        if value.tag == "attention"
+    ]
+    assert sorted(pictures) == [(3, "attention"), (5, "attention")]  # masks at each eval
     # The latest two and the best by eval top-1 are kept.
     assert {"4", "5"} <= set(os.listdir(os.path.join(workdir, "checkpoints")))
 

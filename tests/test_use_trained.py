@@ -89,7 +89,7 @@ def test_evaluate_at_another_size_and_on_another_split(run):
     [
         (dict(workdir="/nonexistent/run"), "--workdir=/nonexistent/run does not exist"),
         (dict(checkpoint="7"), r"has no checkpoint of step 7; it has steps \[2, 4\]"),
-        (dict(checkpoint="newest"), "--checkpoint=newest is not best, latest or a step number"),
+        (dict(checkpoint="newest"), "--checkpoint=newest is not best, latest, a step number"),
         (dict(split="validation"), "has no split 'validation'; its splits are: test, train"),
         (dict(image_size=4), "cannot take 4x4 evaluation images"),
     ],

@@ -115,8 +115,11 @@ def generate(
 class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
     """Handwritten digits at random positions on a canvas cluttered with digit fragments."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "Adds 'box', where the target digit lies (same images and labels).",
+    }
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
@@ -125,6 +128,8 @@ class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
                 {
                     "image": tfds.features.Image(shape=(IMAGE_SIZE, IMAGE_SIZE, 1)),
                     "label": tfds.features.ClassLabel(num_classes=NUM_CLASSES),
+                    # The target digit's square: top, left, bottom, right (exclusive), pixels.
+                    "box": tfds.features.Tensor(shape=(4,), dtype=np.int32),
                 }
             ),
             supervised_keys=("image", "label"),
@@ -149,8 +154,11 @@ class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
         digits, labels = load_source_digits()
         pool = source_pools(labels)[split]
         batch = generate(digits, labels, pool, num_examples, SPLIT_SEEDS[split])
-        for key, (image, label) in enumerate(zip(batch.images, batch.labels, strict=True)):
-            yield key, {"image": image[..., None], "label": label}
+        size = digits.shape[1]
+        boxes = np.concatenate([batch.target_offset, batch.target_offset + size], axis=1)
+        examples = zip(batch.images, batch.labels, boxes.astype(np.int32), strict=True)
+        for key, (image, label, box) in enumerate(examples):
+            yield key, {"image": image[..., None], "label": label, "box": box}
 
 
 def prepare(data_dir: str | None = None) -> tfds.core.DatasetBuilder:
