@@ -412,7 +412,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     if lead and config.attention_images and any(s.num_modules for s in model.stages):
         from ran_jax import visualize  # matplotlib only when pictures are asked for
 
-        pictures = visualize.TrainingPictures(config, info, config.attention_images)
+        pictures = visualize.TrainingPictures(model.apply, config, info, config.attention_images)
     preemption = _Preemption()
 
     total, batch = config.num_train_steps, config.batch_size
@@ -460,7 +460,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 writer.write(step, eval_metrics)
                 if pictures:
                     variables = to_host({"params": state.params, "batch_stats": state.batch_stats})
-                    writer.write_images(step, "attention", pictures.render(model.apply, variables))
+                    writer.write_images(step, "attention", pictures.render(variables))
                 logging.info(
                     "step %d/%d  eval top-1 %.4f  top-5 %.4f  loss %.4f%s",
                     step,

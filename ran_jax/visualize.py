@@ -98,12 +98,17 @@ def render(fig) -> np.ndarray:
     return pixels
 
 
+def masks_fn(apply_fn: Any) -> Any:
+    """``f(variables, images) -> (logits, masks)``, compiled once per network."""
+    return jax.jit(functools.partial(attention_maps.masks, apply_fn))
+
+
 def mask_figures(
-    apply_fn: Any, variables: Any, images: np.ndarray, normalisation: tuple, labels: list[str]
+    masks: Any, variables: Any, images: np.ndarray, normalisation: tuple, labels: list[str]
 ) -> list:
-    """One figure per image (none for a network without Attention Modules); ``labels``
-    become the input panels' titles."""
-    logits, found = jax.jit(functools.partial(attention_maps.masks, apply_fn))(variables, images)
+    """One figure per image (none for a network without Attention Modules) from ``masks``
+    (``masks_fn``); ``labels`` become the input panels' titles."""
+    logits, found = masks(variables, images)
     found = {k: np.asarray(v) for k, v in found.items()}
     if not found:
         return []
@@ -151,7 +156,8 @@ def visualize(
         labels = [os.path.basename(p) for p in images]
     else:
         inputs, labels = _eval_images(run.config, info, num)
-    figures = mask_figures(run.model.apply, run.variables(ema), inputs, info.normalisation, labels)
+    masks = masks_fn(run.model.apply)
+    figures = mask_figures(masks, run.variables(ema), inputs, info.normalisation, labels)
     if not figures:
         raise ValueError("This network has no Attention Modules, so it has no mask to show.")
     os.makedirs(out, exist_ok=True)
@@ -195,10 +201,13 @@ if __name__ == "__main__":
 class TrainingPictures:
     """Mask pictures of the first ``count`` evaluation images, for TensorBoard in training."""
 
-    def __init__(self, config: Any, info: input_pipeline.DatasetInfo, count: int):
+    def __init__(self, apply_fn: Any, config: Any, info: input_pipeline.DatasetInfo, count: int):
+        self._masks = masks_fn(apply_fn)
         self._images, self._labels = _eval_images(config, info, count)
         self._normalisation = info.normalisation
 
-    def render(self, apply_fn: Any, variables: Any) -> list[np.ndarray]:
-        figures = mask_figures(apply_fn, variables, self._images, self._normalisation, self._labels)
+    def render(self, variables: Any) -> list[np.ndarray]:
+        figures = mask_figures(
+            self._masks, variables, self._images, self._normalisation, self._labels
+        )
         return [render(fig) for fig in figures]

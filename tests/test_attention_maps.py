@@ -59,7 +59,9 @@ def test_pictures_draw_upsampled_masks_in_the_mask_range(tiny, tmp_path):
     assert sorted(drawn) == sorted(f"{k}/{kind}" for k in one for kind in ("mean", "top"))
     for values in drawn.values():
         assert values.shape == (40, 40) and values.min() >= 0 and values.max() <= 1
-    figures = visualize.mask_figures(model.apply, variables, images, ((0.0,), (1.0,)), list("abc"))
+    figures = visualize.mask_figures(
+        visualize.masks_fn(model.apply), variables, images, ((0.0,), (1.0,)), list("abc")
+    )
     assert len(figures) == 3
     pixels = visualize.render(figures[0])
     assert pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3
@@ -72,7 +74,12 @@ def test_a_network_without_attention_modules_has_no_pictures(tiny):
     model = get_model("attention56", 10, widths=(2, 2, 2, 2), in_channels=1, modules=(0, 0, 0, 0))
     _, _, images = tiny
     variables = jax.jit(model.init)(jax.random.key(0), images)
-    assert visualize.mask_figures(model.apply, variables, images, ((0.0,), (1.0,)), ["a"] * 3) == []
+    assert (
+        visualize.mask_figures(
+            visualize.masks_fn(model.apply), variables, images, ((0.0,), (1.0,)), ["a"] * 3
+        )
+        == []
+    )
 
 
 def test_study_grids_mirror_the_paper():
