@@ -22,18 +22,11 @@ import jax  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from ran_jax import input_pipeline, train  # noqa: E402
+from ran_jax import cli, input_pipeline, train  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment file.", lock_config=True)
 flags.mark_flags_as_required(["config", "workdir"])
-
-
-class _HideLibraryInfo(logging.logging.Filter):
-    """Keeps orbax's per-save INFO chatter out of the console; warnings still show."""
-
-    def filter(self, record) -> bool:
-        return record.levelno >= logging.logging.WARNING or "/orbax/" not in record.pathname
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -50,7 +43,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
-    logging.get_absl_handler().addFilter(_HideLibraryInfo())
+    logging.get_absl_handler().addFilter(cli.HideLibraryInfo())
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     config = _CONFIG.value

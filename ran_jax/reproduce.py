@@ -40,7 +40,7 @@ matplotlib.use("Agg")
 
 from matplotlib import pyplot as plt  # noqa: E402
 
-from ran_jax import configs, train  # noqa: E402
+from ran_jax import cli, configs, train  # noqa: E402
 from ran_jax.models.layers import check_choice  # noqa: E402
 
 
@@ -248,13 +248,12 @@ def _define_flags() -> None:
 
 
 def main(argv: list[str]) -> None:
-    from ran_jax import cli
-
     f = flags.FLAGS
     cli.report(
         argv,
         lambda: run_study(f.study, f.workdir, f.seeds, f.max_runs, f.smoke, f.data_dir),
         _show,
+        progress=True,
     )
 
 
