@@ -2,16 +2,13 @@
 
 import json
 import os
-import subprocess
-import sys
 
+import commands
 import pytest
 import tensorflow as tf
 
 from ran_jax import configs, train
 from ran_jax.data import cluttered_digits
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -75,20 +72,7 @@ def test_stopping_and_rerunning_continues_from_the_checkpoint(tmp_path, digits_d
 
 
 def _run_main(*args, devices=1):
-    env = dict(
-        os.environ,
-        PYTHONPATH=ROOT,
-        JAX_PLATFORMS="cpu",
-        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "ran_jax.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
+    return commands.run("main", *args, devices=devices)
 
 
 def test_missing_dataset_fails_at_start_and_writes_nothing(tmp_path):

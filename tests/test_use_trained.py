@@ -4,9 +4,8 @@ turns on every option of the modern recipe, so the real loop runs them all."""
 
 import json
 import os
-import subprocess
-import sys
 
+import commands
 import folder_images
 import jax
 import numpy as np
@@ -15,7 +14,6 @@ import tensorflow as tf
 
 from ran_jax import configs, evaluate, export, input_pipeline, predict, train, trained
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Measured: SavedModel and jax.export logits differ from model.apply by at most 2.4e-7.
 EXPORT_ATOL = 1e-5
 
@@ -199,21 +197,9 @@ def test_export_rejects_an_unknown_format_and_a_used_directory(run, tmp_path):
         export.export(run["workdir"], str(tmp_path / "used"))
 
 
-def _cli(module, *args):
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
-    return subprocess.run(
-        [sys.executable, "-m", f"ran_jax.{module}", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
-
-
 def test_predict_command_prints_the_top_classes_and_a_json_line(run):
     image = _test_images(run["folder"])[0]
-    proc = _cli("predict", f"--workdir={run['workdir']}", "--json", image)
+    proc = commands.run("predict", f"--workdir={run['workdir']}", "--json", image)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.strip().splitlines()
     assert lines[1] == image and len(lines) == 2 + 3 + 1  # header, image, 3 classes, JSON
@@ -232,6 +218,6 @@ def test_predict_command_prints_the_top_classes_and_a_json_line(run):
 )
 def test_commands_fail_with_one_line_and_no_traceback(run, tmp_path, module, args, message):
     args = [a.replace("WORKDIR", run["workdir"]).replace("OUT", str(tmp_path)) for a in args]
-    proc = _cli(module, *args)
+    proc = commands.run(module, *args)
     assert proc.returncode != 0
     assert message in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,25 @@
+"""Runs ``python -m ran_jax.MODULE`` the way a user does, for the command-line tests."""
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(module: str, *args: str, devices: int = 1) -> subprocess.CompletedProcess:
+    """The finished process (text stdout/stderr) on ``devices`` CPU devices."""
+    env = dict(
+        os.environ,
+        PYTHONPATH=ROOT,
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", f"ran_jax.{module}", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
