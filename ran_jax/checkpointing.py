@@ -63,7 +63,9 @@ def manager(workdir: str, keep: int) -> ocp.CheckpointManager:
     )
     logging.get_absl_logger().addFilter(_NO_METRICS_WARNING)
     return ocp.CheckpointManager(
-        os.path.join(workdir, "checkpoints"), item_names=("state", "meta"), options=options
+        os.path.abspath(os.path.join(workdir, "checkpoints")),  # orbax saves need absolute paths
+        item_names=("state", "meta"),
+        options=options,
     )
 
 

@@ -92,7 +92,7 @@ def load(
     if checkpoint == "init":  # the untrained network, as training starts it: a baseline
         state = train.create_train_state(config, model, image_shape)
         return Trained(config, dataset, model, jax.device_put(state, device), 0)
-    directory = os.path.join(workdir, "checkpoints")
+    directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     if not os.path.isdir(directory):
         raise ValueError(f"{workdir} has no checkpoints/ directory: nothing was saved yet.")
     abstract = jax.eval_shape(lambda: train.create_train_state(config, model, image_shape))

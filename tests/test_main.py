@@ -40,8 +40,9 @@ def _metric_lines(workdir):
         return [json.loads(line) for line in f]
 
 
-def test_stopping_and_rerunning_continues_from_the_checkpoint(tmp_path, digits_dir):
-    workdir = str(tmp_path / "run")
+def test_stopping_and_rerunning_continues_from_the_checkpoint(tmp_path, digits_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    workdir = "run"  # relative, as users type it (orbax itself needs absolute paths)
     config = _tiny_config(digits_dir)
     train.train_and_evaluate(config, workdir)
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "3"]
