@@ -31,7 +31,8 @@ def test_summary_json_line_has_the_documented_keys():
 def test_summary_takes_num_classes_and_image_size():
     s = summarize("attention56", num_classes=100, image_size=320)
     assert s["output_shape"] == [1, 100]
-    assert s["stage_shapes"]["stage4"] == [1, 10, 10, 2048]  # 320 -> 10x10 final map (spec 3.3)
+    # 320 -> 10x10 final map (docs/faithfulness.md §4.6)
+    assert s["stage_shapes"]["stage4"] == [1, 10, 10, 2048]
     assert s["params"] == 31_810_728 - 2048 * 900 - 900
 
 
