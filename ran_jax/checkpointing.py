@@ -11,6 +11,7 @@ like a finished checkpoint.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from typing import Any
@@ -44,12 +45,37 @@ class _NoMetricsWarning(logging.logging.Filter):
 _NO_METRICS_WARNING = _NoMetricsWarning()
 
 
+def _unreadable_metrics(workdir: str) -> tuple[list[int], list[int]]:
+    """(steps, steps whose saved metrics cannot be parsed) of the finished checkpoints."""
+    directory = os.path.join(workdir, "checkpoints")
+    steps = sorted(int(d) for d in os.listdir(directory) if d.isdigit())
+    bad = []
+    for step in steps:
+        path = os.path.join(directory, str(step), "metrics", "metrics")
+        try:
+            if os.path.exists(path):
+                with open(path) as f:
+                    json.load(f)
+        except (OSError, ValueError):
+            bad.append(step)
+    return steps, bad
+
+
 def manager(workdir: str, keep: int) -> ocp.CheckpointManager:
     """A CheckpointManager that keeps the ``keep`` latest steps and the best ``eval_top1``.
 
     ``best_fn`` makes orbax write each save's metrics into the checkpoint, so the best one is
-    still known after a restart (and to ``evaluate --checkpoint=best``).
+    still known after a restart (and to ``evaluate --checkpoint=best``). Orbax reads those
+    metrics when it opens the directory, so checkpoints whose metrics are corrupt are moved
+    to ``WORKDIR/corrupt_checkpoints`` first; if every checkpoint is, NoReadableCheckpointError.
     """
+    if os.path.isdir(os.path.join(workdir, "checkpoints")):
+        steps, bad = _unreadable_metrics(workdir)
+        if bad and len(bad) == len(steps):
+            raise NoReadableCheckpointError(_none_readable(workdir, bad))
+        if bad:
+            logging.warning("Checkpoints of steps %s are unreadable (corrupt metrics).", bad)
+            _set_aside(workdir, bad)
     policy = ocp.checkpoint_managers.AnyPreservationPolicy(
         [
             ocp.checkpoint_managers.LatestN(n=keep),
@@ -178,11 +204,15 @@ def restore_latest(
             )
         return restored, step
     if corrupt:
-        raise NoReadableCheckpointError(
-            f"No checkpoint in {os.path.join(workdir, 'checkpoints')} can be read (steps "
-            f"{corrupt} are corrupt or truncated). Move that directory away to start afresh."
-        )
+        raise NoReadableCheckpointError(_none_readable(workdir, corrupt))
     return state, 0
+
+
+def _none_readable(workdir: str, steps: list[int]) -> str:
+    return (
+        f"No checkpoint in {os.path.join(workdir, 'checkpoints')} can be read (steps "
+        f"{sorted(steps)} are corrupt or truncated). Move that directory away to start afresh."
+    )
 
 
 def _set_aside(workdir: str, steps: list[int]) -> None:

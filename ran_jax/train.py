@@ -390,14 +390,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     mngr = None
     if os.path.isdir(os.path.join(workdir, "checkpoints")):
         # Read (and check) existing checkpoints before anything is written.
-        mngr = checkpointing.manager(workdir, config.keep_checkpoints)
         try:
+            mngr = checkpointing.manager(workdir, config.keep_checkpoints)
             state, start = checkpointing.restore_latest(mngr, workdir, state, meta)
         except (
             checkpointing.CheckpointMismatchError,
             checkpointing.NoReadableCheckpointError,
         ) as e:
-            mngr.close()
+            if mngr is not None:
+                mngr.close()
             raise SetupError(str(e)) from e
         if start:
             logging.info("Resumed from the checkpoint of step %d in %s.", start, workdir)

@@ -58,7 +58,10 @@ def select_step(mngr: ocp.CheckpointManager, directory: str, which: str) -> int:
     if which == "best":
         scored = {}
         for step in steps:
-            metrics = mngr.metadata(step).metrics or {}
+            try:
+                metrics = mngr.metadata(step).metrics or {}
+            except ValueError:  # corrupt metrics: this step cannot be called best
+                continue
             if "eval_top1" in metrics:
                 scored[step] = metrics["eval_top1"]
         if not scored:

@@ -1,5 +1,6 @@
 """Reliability (README "Guarantees"): exact resume after SIGKILL, SIGTERM preemption,
-non-finite steps, checkpoint mismatch and corruption, bad input. Small enough for 2 cores."""
+non-finite steps, checkpoint mismatch and corruption, bad input. Small enough for 2 cores:
+30 steps with a checkpoint every 10, and evaluation on 64 examples (eval_examples)."""
 
 import json
 import os
@@ -16,10 +17,10 @@ import orbax.checkpoint as ocp
 import pytest
 
 from ran_jax import configs, input_pipeline, train
-from ran_jax.data import cluttered_digits
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEPS, EVERY = 120, 40
+STEPS, EVERY = 30, 10
+EVAL_EXAMPLES = 64  # the evaluations stay on, on a slice of the test split
 
 CONFIG = """
 from ran_jax import configs
@@ -30,25 +31,33 @@ def get_config():
     c.dataset, c.data_dir = "cluttered_digits", {data_dir!r}
     c.model_overrides.widths = (2, 2, 2)
     c.model_overrides.modules = (1, 0, 0)
-    c.batch_size = 32
+    c.batch_size = 16
     c.shuffle_buffer = 256
     c.num_train_steps = {steps}
-    c.lr_boundaries = (60,)
+    c.lr_boundaries = ({boundary},)
     c.log_every_steps = 1
     c.eval_every_steps = 1000
+    c.eval_examples = {eval_examples}
     c.checkpoint_every_steps = {every}
     return c
 """
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    """Prepared data and a tiny config file."""
+def setup(tmp_path_factory, cluttered_digits_dir):
+    """Prepared data (conftest.py) and a tiny config file."""
     base = tmp_path_factory.mktemp("reliability")
-    data_dir = str(base / "tfds")
-    cluttered_digits.prepare(data_dir)
+    data_dir = cluttered_digits_dir
     config_path = base / "tiny.py"
-    config_path.write_text(CONFIG.format(data_dir=data_dir, steps=STEPS, every=EVERY))
+    config_path.write_text(
+        CONFIG.format(
+            data_dir=data_dir,
+            steps=STEPS,
+            every=EVERY,
+            boundary=STEPS // 2,
+            eval_examples=EVAL_EXAMPLES,
+        )
+    )
     return {"base": base, "data_dir": data_dir, "config": str(config_path)}
 
 
@@ -86,10 +95,30 @@ def _steps(workdir):
     return sorted(int(d) for d in os.listdir(path) if d.isdigit()) if os.path.isdir(path) else []
 
 
-def _wait_for_first_checkpoint(proc, workdir):
-    while not _steps(workdir):
-        assert proc.poll() is None, "the run ended before its first checkpoint"
-        time.sleep(0.05)
+def _logged_step(workdir):
+    """The last step in metrics.jsonl (written and flushed at every step), or 0."""
+    try:
+        with open(os.path.join(workdir, "metrics.jsonl")) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return 0
+    for line in reversed(lines):
+        try:
+            return json.loads(line)["step"]
+        except (ValueError, KeyError):  # a line being written
+            continue
+    return 0
+
+
+def _wait_for_first_checkpoint(proc, workdir, step=0):
+    """Waits until the first checkpoint exists and step ``step`` has been logged.
+
+    Waiting for a step rather than sleeping leaves the run at least STEPS - step steps to
+    go when it is signalled, however fast the machine is.
+    """
+    while not _steps(workdir) or _logged_step(workdir) < step:
+        assert proc.poll() is None, f"the run ended before its first checkpoint or step {step}"
+        time.sleep(0.02)
 
 
 def _final(workdir):
@@ -126,36 +155,61 @@ def _assert_identical(workdir, reference):
     assert metrics == ref_metrics
 
 
-def test_sigkill_at_a_random_step_then_rerun_is_bit_identical(setup, reference):
-    workdir = setup["base"] / "killed"
-    proc = _start(setup, workdir)
-    _wait_for_first_checkpoint(proc, workdir)
-    time.sleep(random.uniform(0.0, 1.5))
-    assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_at = _steps(workdir)
+@pytest.fixture(scope="module")
+def interrupted(setup):
+    """One workdir, three runs of the same command: SIGKILL, then SIGTERM, then to the end.
+
+    The first run is killed at a random step after its first checkpoint; the second resumes
+    from the latest checkpoint and gets SIGTERM a few steps later (off the checkpoint
+    schedule); the third resumes from the step SIGTERM saved and finishes. The SIGKILL test
+    checks the first two, the SIGTERM test the last two, and both the final state: three
+    starts of the CLI instead of four.
+    """
+    workdir = setup["base"] / "interrupted"
+    first = _start(setup, workdir)
+    _wait_for_first_checkpoint(first, workdir, random.randint(EVERY, EVERY + EVERY // 2))
+    killed_finished = first.poll() is not None
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    killed_at, last_logged = _steps(workdir), _logged_step(workdir)
+
+    second = _start(setup, workdir)
+    # The second run rewrites metrics.jsonl from the resumed step on: wait past the first's.
+    _wait_for_first_checkpoint(second, workdir, last_logged + 2)
+    second.send_signal(signal.SIGTERM)
+    _, second_err = second.communicate(timeout=300)
+    stopped = max(_steps(workdir))
+
+    third_rc, third_err = _run(setup, workdir)
+    return {
+        "workdir": workdir,
+        "killed_finished": killed_finished,
+        "killed_at": killed_at,
+        "second": (second.returncode, second_err),
+        "stopped": stopped,
+        "third": (third_rc, third_err),
+    }
+
+
+def test_sigkill_at_a_random_step_then_rerun_is_bit_identical(interrupted, reference):
+    assert not interrupted["killed_finished"], "the run finished before it could be killed"
+    killed_at = interrupted["killed_at"]
     assert killed_at and max(killed_at) < STEPS
-    rc, err = _run(setup, workdir)
+    rc, err = interrupted["second"]  # the rerun, which ends at SIGTERM (exit status 0)
     assert rc == 0, err[-2000:]
     assert f"Resumed from the checkpoint of step {max(killed_at)}" in err
-    _assert_identical(workdir, reference)
+    _assert_identical(interrupted["workdir"], reference)
 
 
-def test_sigterm_saves_the_current_step_and_exits_cleanly(setup, reference):
-    workdir = setup["base"] / "preempted"
-    proc = _start(setup, workdir)
-    _wait_for_first_checkpoint(proc, workdir)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-2000:]
-    stopped = max(_steps(workdir))
+def test_sigterm_saves_the_current_step_and_exits_cleanly(interrupted, reference):
+    rc, err = interrupted["second"]
+    assert rc == 0, err[-2000:]
+    stopped = interrupted["stopped"]
     assert f"SIGTERM received: saved the checkpoint of step {stopped}" in err
-    assert stopped < STEPS
-    rc, err = _run(setup, workdir)
-    assert rc == 0 and f"Resumed from the checkpoint of step {stopped}" in err
-    _assert_identical(workdir, reference)
+    assert max(interrupted["killed_at"]) < stopped < STEPS
+    rc, err = interrupted["third"]
+    assert rc == 0 and f"Resumed from the checkpoint of step {stopped}" in err, err[-2000:]
+    _assert_identical(interrupted["workdir"], reference)
 
 
 def _listing(path):
@@ -167,8 +221,9 @@ def _tiny_config(setup):
     c.dataset, c.data_dir = "cluttered_digits", setup["data_dir"]
     c.model_overrides.widths = (2, 2, 2)
     c.model_overrides.modules = (1, 0, 0)
-    c.batch_size, c.shuffle_buffer = 32, 256
+    c.batch_size, c.shuffle_buffer = 16, 256
     c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 1, 1000, 1
+    c.eval_examples = EVAL_EXAMPLES
     return c
 
 
@@ -201,6 +256,18 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(setup, referen
     for f in (workdir / "checkpoints" / str(steps[-1]) / "state").rglob("*"):
         if f.is_file():
             f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
+    config = _tiny_config(setup)
+    config.num_train_steps = steps[-2] + 1
+    state = train.train_and_evaluate(config, str(workdir))
+    assert int(state.step) == steps[-2] + 1  # resumed from the previous good step
+    assert (workdir / "corrupt_checkpoints" / str(steps[-1])).is_dir()
+
+
+def test_corrupt_saved_metrics_set_that_checkpoint_aside_too(setup, reference):
+    workdir = setup["base"] / "corrupt_metrics"
+    shutil.copytree(setup["base"] / "reference", workdir)
+    steps = _steps(workdir)
+    (workdir / "checkpoints" / str(steps[-1]) / "metrics" / "metrics").write_text("{garb")
     config = _tiny_config(setup)
     config.num_train_steps = steps[-2] + 1
     state = train.train_and_evaluate(config, str(workdir))
@@ -257,6 +324,7 @@ def test_skip_nonfinite_counts_skipped_steps_and_keeps_parameters_finite(
     config = _tiny_config(setup)
     config.num_train_steps = 6
     config.eval_every_steps = 6
+    config.checkpoint_every_steps = 6  # one save: this test reads no checkpoint
     config.skip_nonfinite = True
     state = train.train_and_evaluate(config, str(tmp_path))
     assert int(state.step) == 6 and int(state.nonfinite_steps) == 1
