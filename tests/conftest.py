@@ -1,5 +1,6 @@
 """Test-wide settings: CPU only, quiet TensorFlow. Runs before JAX is first imported."""
 
+import fcntl
 import os
 import tempfile
 
@@ -17,7 +18,71 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("RAN_JAX_KEEP_FREED_MEMORY", "0")
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 # Tests run tiny networks a few times each: compile time dominates, so trade run-time
 # optimisations for faster XLA compiles (as flax/examples do in their tests).
 jax.config.update("jax_disable_most_optimizations", True)
+
+
+@pytest.fixture(scope="session")
+def cluttered_digits_dir(tmp_path_factory):
+    """A tfds data_dir with cluttered_digits prepared once per run (generating it takes ~7 s).
+
+    Under pytest-xdist the workers share it: the first to come prepares it, under a lock.
+    Tests only read it.
+    """
+    from ran_jax.data import cluttered_digits
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's directory, shared by its workers
+    data_dir = root / "cluttered_digits_tfds"
+    with open(root / "cluttered_digits_tfds.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            cluttered_digits.prepare(str(data_dir))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return str(data_dir)
+
+
+# Test files that take minutes on 2 cores (CLI runs, subprocesses), slowest first. With
+# --dist loadfile, pytest-xdist hands out files largest test count first, which leaves these
+# few-test files for the end, where one of them runs alone while the other worker idles.
+# Starting them first lets the many short files fill in around them.
+SLOW_FILES = (
+    "test_reliability.py",
+    "test_multiprocess.py",
+    "test_main.py",
+    "test_use_trained.py",
+    "test_train.py",
+    "test_network.py",
+    "test_registry.py",
+)
+
+
+def _slow_rank(scope: str) -> int:
+    name = os.path.basename(scope.split("::", 1)[0])
+    return SLOW_FILES.index(name) if name in SLOW_FILES else len(SLOW_FILES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile, handing out SLOW_FILES first; other files keep xdist's order."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SlowFilesFirst(LoadFileScheduling):
+        _ordered = False
+
+        def _assign_work_unit(self, node):
+            if not self._ordered:  # the first assignment: the work queue is complete
+                self._ordered = True
+                units = sorted(self.workqueue.items(), key=lambda unit: _slow_rank(unit[0]))
+                self.workqueue.clear()
+                self.workqueue.update(units)
+            super()._assign_work_unit(node)
+
+    return SlowFilesFirst(config, log)

@@ -14,8 +14,7 @@ import sys
 
 import numpy as np
 import pytest
-
-from ran_jax.data import cluttered_digits
+from multiprocess_worker import STEPS  # tests/ is on sys.path, as for conftest.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "multiprocess_worker.py")
@@ -46,10 +45,9 @@ def _start(devices, *args):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, cluttered_digits_dir):
     base = tmp_path_factory.mktemp("multiprocess")
-    data_dir = base / "tfds"
-    cluttered_digits.prepare(str(data_dir))
+    data_dir = cluttered_digits_dir  # prepared by conftest.py
     coordinator = f"localhost:{_free_port()}"
     procs = {
         "reference": _start(4, data_dir, base / "reference", base / "reference.json", "shard_map"),
@@ -86,11 +84,11 @@ def test_the_pair_equals_one_process_on_four_devices(runs):
     pair, reference = results[0]["trained"], results["reference"]["trained"]
     initial = results["reference"]["initial"]
     assert pair.keys() == reference.keys() == initial.keys()
-    assert pair[".step"] == reference[".step"] == [3]
+    assert pair[".step"] == reference[".step"] == [STEPS]
     compared = [k for k in pair if k.startswith((".params", ".batch_stats"))]
     assert len(compared) > 100
     for key in compared:
-        # Gloo and the in-process all-reduce sum in different orders, and 3 steps of a tiny
+        # Gloo and the in-process all-reduce sum in different orders, and steps of a tiny
         # net amplify those last-bit differences (measured: at most 0.5% of the change). Data
         # read wrongly (the same half twice, another part) would differ by the whole change.
         change = np.abs(np.subtract(reference[key], initial[key])).max()
@@ -101,9 +99,9 @@ def test_the_pair_equals_one_process_on_four_devices(runs):
 def test_one_checkpoint_is_written_and_both_processes_restore_it(runs):
     base, results = runs
     steps = [d for d in os.listdir(base / "pair" / "checkpoints") if not d.startswith(".")]
-    assert steps == ["3"]
+    assert steps == [str(STEPS)]
     for process in (0, 1):
-        assert results[process]["step"] == 3
+        assert results[process]["step"] == STEPS
         restored, trained = results[process]["restored"], results[process]["trained"]
         for key, value in trained.items():
             np.testing.assert_array_equal(restored[key], value, err_msg=key)
