@@ -32,7 +32,7 @@ class Identity(nn.Module):
 
 
 def _reference_soft_mask(x, levels):
-    """The official graph (spec 2.2) with every unit = 0.5 * x and an identity tail."""
+    """The official graph (docs/faithfulness.md §3.2), every unit = 0.5 * x, identity tail."""
     m, skips = x, []
     for level in range(1, levels + 1):
         m = caffe_max_pool(m)
@@ -167,6 +167,6 @@ def test_local_mask_has_same_units_as_soft_mask_and_no_pooling(levels):
     assert shapes == [X.shape]
 
 
-def test_num_mask_units_matches_spec_table():
-    # Spec 2.3: stages A, B, C hold 8, 5 and 2 mask units at r = 1.
+def test_num_mask_units_matches_the_mask_table():
+    # docs/faithfulness.md §3.4: stages A, B, C hold 8, 5 and 2 mask units at r = 1.
     assert [num_mask_units(levels, 1) for levels in (3, 2, 1)] == [8, 5, 2]

@@ -7,7 +7,8 @@ from ran_jax.models.complexity import complexity
 
 # (trainable params, BatchNorm running stats, conv+dense MACs per image) at 224 (ImageNet,
 # 1000 classes) or 32 (CIFAR, 10 classes). ImageNet rows equal the official deploy files
-# (spec 3.3); CIFAR rows are the spec 4.2 design (paper: 92 -> 1.9M, 236 -> 5.1M, 452 -> 8.6M).
+# (docs/faithfulness.md §4.3); CIFAR rows are the §5.3 design (paper: 92 -> 1.9M,
+# 236 -> 5.1M, 452 -> 8.6M).
 EXPECTED = {
     "attention56": (31_810_728, 72_704, 6_270_836_736),
     "attention92": (52_466_344, 133_632, 10_533_789_696),
@@ -35,14 +36,15 @@ def test_exact_counts(name):
 
 
 def test_running_stats_cover_every_bn_channel():
-    # Spec 3.3: Attention-56 has BatchNorm on 36,352 channels, Attention-92 on 66,816.
+    # docs/faithfulness.md §4.3: Attention-56 has BatchNorm on 36,352 channels, -92 on 66,816.
     assert EXPECTED["attention56"][1] == 2 * 36_352
     assert EXPECTED["attention92"][1] == 2 * 66_816
 
 
 def test_trunk_depth_is_36m_plus_20():
     # Trunk-path weighted layers: stem conv, 3 per unit outside modules, 3 * (2p + t) per
-    # module, FC (spec 3.1, 4.1). Names count only these, not the mask's layers.
+    # module, FC (docs/faithfulness.md §4.1, §5.1). Names count only these, not the mask's
+    # layers.
     for name, depth in [
         ("attention56", 56),
         ("attention92", 92),
