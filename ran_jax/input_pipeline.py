@@ -93,7 +93,7 @@ class DatasetInfo:
     image_size: int  # training input side
     num_channels: int
     num_train: int
-    num_eval: int
+    num_eval: int  # examples evaluated: the eval split, or its first config.eval_examples
     train_split: str
     eval_split: str
     eval_image_size: int  # evaluation input side
