@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from ran_jax import attention_maps, reproduce, visualize
-from ran_jax.data import cluttered_digits
 from ran_jax.models import get_model
 
 
@@ -95,9 +94,8 @@ def test_study_grids_mirror_the_paper():
         reproduce.run_study("depth", "/tmp/unused")
 
 
-def test_reproduce_runs_a_study_once_then_skips_finished_runs(tmp_path):
-    data_dir = str(tmp_path / "tfds")
-    cluttered_digits.prepare(data_dir)
+def test_reproduce_runs_a_study_once_then_skips_finished_runs(tmp_path, cluttered_digits_dir):
+    data_dir = cluttered_digits_dir  # prepared once per test session (conftest.py)
     workdir = str(tmp_path / "studies")
     first = reproduce.run_study("mask_type", workdir, seeds=1, smoke=True, data_dir=data_dir)
     assert first["trained_now"] == 2

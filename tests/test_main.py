@@ -8,15 +8,12 @@ import pytest
 import tensorflow as tf
 
 from ran_jax import configs, train
-from ran_jax.data import cluttered_digits
 
 
 @pytest.fixture(scope="module")
-def digits_dir(tmp_path_factory):
-    """The offline cluttered-digits data set, prepared once for this module."""
-    data_dir = str(tmp_path_factory.mktemp("tfds"))
-    cluttered_digits.prepare(data_dir)
-    return data_dir
+def digits_dir(cluttered_digits_dir):
+    """The offline cluttered-digits data set, prepared once per test session (conftest.py)."""
+    return cluttered_digits_dir
 
 
 def _tiny_config(data_dir):
