@@ -43,6 +43,13 @@ def read_image(path: str, channels: int) -> tf.Tensor:
         ) from e
 
 
+def eval_views(paths: list[str], info: input_pipeline.DatasetInfo) -> np.ndarray:
+    """The image files at ``paths`` as the network sees them in evaluation, [N, S, S, C]."""
+    return np.stack(
+        [input_pipeline.eval_view(read_image(p, info.num_channels), info).numpy() for p in paths]
+    )
+
+
 def dataset_info(dataset: dict) -> input_pipeline.DatasetInfo:
     """The run file's dataset description as a ``DatasetInfo``."""
     fields = {k: v for k, v in dataset.items() if k != "normalisation"}
@@ -58,9 +65,7 @@ def predict(
     if top < 1:
         raise ValueError(f"--top must be positive, got {top}.")
     info = dataset_info(run_file.read(workdir)[1])
-    views = np.stack(
-        [input_pipeline.eval_view(read_image(p, info.num_channels), info).numpy() for p in paths]
-    )
+    views = eval_views(paths, info)
     run = trained.load(workdir, checkpoint)
     variables = run.variables(ema)
     apply = jax.jit(lambda v, x: jax.nn.softmax(run.model.apply(v, x, train=False)))

@@ -147,12 +147,7 @@ def visualize(
     run = trained.load(workdir, checkpoint)
     info = predict.dataset_info(run.dataset)
     if images:
-        inputs = np.stack(
-            [
-                input_pipeline.eval_view(predict.read_image(p, info.num_channels), info).numpy()
-                for p in images
-            ]
-        )
+        inputs = predict.eval_views(images, info)
         labels = [os.path.basename(p) for p in images]
     else:
         inputs, labels = _eval_images(run.config, info, num)
