@@ -7,7 +7,10 @@ Each study is a grid of configs (cells) times seeds, trained on cluttered digits
 quick-start network (Attention-56's topology at 1/8 width) and a shorter schedule
 (``study_config``). Runs live in ``DIR/STUDY/CELL/seedK``; a finished run (its final
 evaluation is in ``metrics.jsonl``) is skipped and an interrupted one resumes from its
-checkpoint, so a study can be run in pieces (``--max_runs``) across sessions. After the
+checkpoint, so a study can be run in pieces (``--max_runs``) across sessions. A cell whose
+config equals a finished run of another study (Attention-56 with the soft, mixed, residual
+mask is in three studies) is not trained again: its run directory becomes a relative symlink
+to that run, and the log says so. After the
 runs, ``DIR/STUDY/results.md`` gets a table of test error (mean +- std over the finished
 seeds) beside the paper's CIFAR-10 figure for the same comparison, and ``results.png`` a
 plot of it.
@@ -42,6 +45,7 @@ from matplotlib import pyplot as plt  # noqa: E402
 
 from ran_jax import cli, configs, train  # noqa: E402
 from ran_jax.models.layers import check_choice  # noqa: E402
+from ran_jax.models.registry import get_model  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +134,36 @@ def final_eval(workdir: str, steps: int) -> dict[str, float] | None:
     return None
 
 
+def _resolved(config: ml_collections.ConfigDict) -> tuple[dict, Any]:
+    """The config with its model overrides resolved into the network they build, so that
+    cells spelling out a default (``mask_type='soft'``) compare equal to cells that do not."""
+    settings = config.to_dict()
+    overrides = settings.pop("model_overrides")
+    return settings, get_model(config.model, num_classes=10, **overrides)
+
+
+def twin(
+    base: ml_collections.ConfigDict,
+    study: str,
+    cell: Cell,
+    seed: int,
+    data_dir: str | None,
+    workdir: str,
+) -> str | None:
+    """A finished run of another study's cell with exactly this run's config, or None."""
+    config = _resolved(run_config(base, cell, seed, data_dir))
+    for other, cells in STUDIES.items():
+        for candidate in cells:
+            if (other, candidate.name) == (study, cell.name):
+                continue
+            if _resolved(run_config(base, candidate, seed, data_dir)) != config:
+                continue
+            run_dir = os.path.join(workdir, other, candidate.name, f"seed{seed}")
+            if final_eval(run_dir, base.num_train_steps) is not None:
+                return run_dir
+    return None
+
+
 def run_study(
     study: str,
     workdir: str,
@@ -149,6 +183,14 @@ def run_study(
         for cell in STUDIES[study]:
             run_dir = os.path.join(root, cell.name, f"seed{seed}")
             if final_eval(run_dir, base.num_train_steps) is not None:
+                continue
+            same = twin(base, study, cell, seed, data_dir, workdir)
+            if same is not None and not os.path.lexists(run_dir):
+                os.makedirs(os.path.dirname(run_dir), exist_ok=True)
+                os.symlink(os.path.relpath(same, os.path.dirname(run_dir)), run_dir)
+                logging.info(
+                    "Study %s: %s seed %d is the finished run %s.", study, cell.name, seed, same
+                )
                 continue
             if max_runs is not None and trained >= max_runs:
                 continue

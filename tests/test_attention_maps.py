@@ -106,6 +106,15 @@ def test_reproduce_runs_a_study_once_then_skips_finished_runs(tmp_path, cluttere
     table = open(os.path.join(workdir, "mask_type", "results.md")).read()
     assert "| soft | 1 |" in table and "| local | 1 |" in table and "6.48" in table
     assert os.path.getsize(os.path.join(workdir, "mask_type", "results.png")) > 5_000
+    # the soft-mask run is also ARL with one module per stage: linked, not trained again
+    shared = reproduce.run_study(
+        "arl_vs_nal", workdir, seeds=1, max_runs=0, smoke=True, data_dir=data_dir
+    )
+    rows = {r["cell"]: r for r in shared["rows"]}
+    assert shared["trained_now"] == 0 and rows["NAL_m1"]["runs"] == 0
+    assert rows["ARL_m1"]["errors"] == first["rows"][0]["errors"]
+    link = os.path.join(workdir, "arl_vs_nal", "ARL_m1", "seed0")
+    assert os.readlink(link) == os.path.join("..", "..", "mask_type", "soft", "seed0")
     # local masks have no pooling: the run really trained the ablation
     config = reproduce.run_config(
         reproduce.study_config(True), reproduce.STUDIES["mask_type"][1], 0, None
