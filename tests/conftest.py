@@ -13,16 +13,16 @@ os.environ.setdefault(
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Tests run tiny networks a few times each: compile time dominates, so trade run-time
+# optimisations for faster XLA compiles (as flax/examples do in their tests). Set in the
+# environment, not with jax.config, so that the CLI runs in subprocesses compile the same way
+# and share the cache entries of the test process.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 # The CLI runs of tests train tiny models for a few steps. One run of test_reliability.py took
 # 7:32 with host_allocator's setting and 5:20 without; tests of the setting set it themselves.
 os.environ.setdefault("RAN_JAX_KEEP_FREED_MEMORY", "0")
 
-import jax  # noqa: E402
 import pytest  # noqa: E402
-
-# Tests run tiny networks a few times each: compile time dominates, so trade run-time
-# optimisations for faster XLA compiles (as flax/examples do in their tests).
-jax.config.update("jax_disable_most_optimizations", True)
 
 
 @pytest.fixture(scope="session")
