@@ -83,7 +83,7 @@ def create_train_state(
     ema = None
     if config.ema_decay:  # a copy: the step donates the state, and no buffer twice
         ema = jax.tree_util.tree_map(jnp.copy, dict(variables))
-    return TrainState.create(
+    state = TrainState.create(
         apply_fn=model.apply,
         params=variables["params"],
         batch_stats=variables["batch_stats"],
@@ -92,6 +92,9 @@ def create_train_state(
         first_nonfinite_step=jnp.zeros((), jnp.int32),
         ema=ema,
     )
+    # create() starts at the Python int 0, a weakly typed int32 to JAX, while the step returns
+    # a strong int32: a new run would compile its train step twice (steps 1 and 2).
+    return state.replace(step=jnp.zeros((), jnp.int32))
 
 
 def _gradients(

@@ -66,6 +66,11 @@ def main(data_dir: str, workdir: str, out: str, parallelism: str, *distributed: 
     fresh = dp.put_state(train.create_train_state(c, model, shape))
     meta = train.checkpoint_meta(c, info.num_classes, shape, fresh.params)
     initial = leaves(fresh)
+    # The state the step returned has the types of a new one, or the step compiled again.
+    types = [(t.shape, t.dtype, t.weak_type) for t in map(jax.typeof, jax.tree.leaves(fresh))]
+    types_kept = types == [
+        (t.shape, t.dtype, t.weak_type) for t in map(jax.typeof, jax.tree.leaves(trained))
+    ]
     with checkpointing.manager(workdir, c.keep_checkpoints) as mngr:
         restored, step = checkpointing.restore_latest(mngr, workdir, fresh, meta)
     with open(out, "w") as f:
@@ -74,6 +79,7 @@ def main(data_dir: str, workdir: str, out: str, parallelism: str, *distributed: 
                 "processes": jax.process_count(),
                 "devices": jax.device_count(),
                 "step": step,
+                "types_kept": types_kept,
                 "initial": initial,
                 "trained": leaves(trained),
                 "restored": leaves(restored),

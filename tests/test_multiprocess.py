@@ -72,6 +72,11 @@ def test_the_pair_spans_two_processes_and_four_devices(runs):
     assert (results["reference"]["processes"], results["reference"]["devices"]) == (1, 4)
 
 
+def test_the_step_returns_the_state_types_it_takes_so_it_compiles_once(runs):
+    _, results = runs  # under multi-process pmap a weakly typed step counter came back strong
+    assert [results[name]["types_kept"] for name in ("reference", 0, 1)] == [True] * 3
+
+
 def test_both_processes_end_with_bitwise_the_same_state(runs):
     _, results = runs
     assert results[0]["trained"].keys() == results[1]["trained"].keys()
