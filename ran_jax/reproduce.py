@@ -10,7 +10,8 @@ evaluation is in ``metrics.jsonl``) is skipped and an interrupted one resumes fr
 checkpoint, so a study can be run in pieces (``--max_runs``) across sessions. A cell whose
 config equals a finished run of another study (Attention-56 with the soft, mixed, residual
 mask is in three studies) is not trained again: its run directory becomes a relative symlink
-to that run, and the log says so. After the
+to that run, and the log says so. A run whose loss or gradient turns non-finite is recorded
+as diverged (``diverged.txt`` with the error) and the study goes on; the table lists it. After the
 runs, ``DIR/STUDY/results.md`` gets a table of test error (mean +- std over the finished
 seeds) beside the paper's CIFAR-10 figure for the same comparison, and ``results.png`` a
 plot of it.
@@ -121,6 +122,13 @@ def run_config(
     return config
 
 
+DIVERGED = "diverged.txt"
+
+
+def diverged(workdir: str) -> bool:
+    return os.path.exists(os.path.join(workdir, DIVERGED))
+
+
 def final_eval(workdir: str, steps: int) -> dict[str, float] | None:
     """The evaluation a finished run logged at its last step, or None."""
     path = os.path.join(workdir, "metrics.jsonl")
@@ -182,7 +190,7 @@ def run_study(
     for seed in range(seeds):  # seed-major: every cell gets its first seed first
         for cell in STUDIES[study]:
             run_dir = os.path.join(root, cell.name, f"seed{seed}")
-            if final_eval(run_dir, base.num_train_steps) is not None:
+            if final_eval(run_dir, base.num_train_steps) is not None or diverged(run_dir):
                 continue
             same = twin(base, study, cell, seed, data_dir, workdir)
             if same is not None and not os.path.lexists(run_dir):
@@ -195,7 +203,13 @@ def run_study(
             if max_runs is not None and trained >= max_runs:
                 continue
             logging.info("Study %s: training %s, seed %d, in %s.", study, cell.name, seed, run_dir)
-            train.train_and_evaluate(run_config(base, cell, seed, data_dir), run_dir)
+            try:
+                train.train_and_evaluate(run_config(base, cell, seed, data_dir), run_dir)
+            except train.NonFiniteError as e:  # a result of the study, not a failure of it
+                os.makedirs(run_dir, exist_ok=True)
+                with open(os.path.join(run_dir, DIVERGED), "w") as f:
+                    f.write(f"{e}\n")
+                logging.warning("Study %s: %s seed %d diverged: %s", study, cell.name, seed, e)
             trained += 1
     rows = write_results(study, root, seeds, base.num_train_steps)
     return {
@@ -210,11 +224,8 @@ def collect(study: str, root: str, seeds: int, steps: int) -> list[dict]:
     """Per cell: test errors (%) and localisation scores of its finished seeds."""
     rows = []
     for cell in STUDIES[study]:
-        finished = [
-            m
-            for seed in range(seeds)
-            if (m := final_eval(os.path.join(root, cell.name, f"seed{seed}"), steps)) is not None
-        ]
+        dirs = [os.path.join(root, cell.name, f"seed{seed}") for seed in range(seeds)]
+        finished = [m for d in dirs if (m := final_eval(d, steps)) is not None]
         errors = [100 * (1 - m["eval_top1"]) for m in finished]
         scores = [
             m["eval_localisation_stage1"] for m in finished if "eval_localisation_stage1" in m
@@ -223,6 +234,7 @@ def collect(study: str, root: str, seeds: int, steps: int) -> list[dict]:
             {
                 "cell": cell.name,
                 "runs": len(finished),
+                "diverged": sum(map(diverged, dirs)),
                 "errors": errors,
                 "mean": float(np.mean(errors)) if errors else None,
                 "std": float(np.std(errors, ddof=1)) if len(errors) > 1 else None,
@@ -250,7 +262,8 @@ def write_results(study: str, root: str, seeds: int, steps: int) -> list[dict]:
     ]
     for r in rows:
         spread = f"{_cell(r['mean'])} ± {_cell(r['std'])}" if r["runs"] else "–"
-        seeds_text = ", ".join(f"{e:.2f}" for e in r["errors"]) or "–"
+        seeds_text = ", ".join([f"{e:.2f}" for e in r["errors"]] + ["diverged"] * r["diverged"])
+        seeds_text = seeds_text or "–"
         lines.append(
             f"| {r['cell']} | {r['runs']} | {spread} | {seeds_text} "
             f"| {_cell(r['localisation'], 3)} | {_cell(r['paper'])} |"
@@ -258,8 +271,9 @@ def write_results(study: str, root: str, seeds: int, steps: int) -> list[dict]:
     lines += [
         "",
         "Error: 100 - top-1 % on the 4,000 test images after the last step; std over seeds "
-        "(n - 1). Localisation: mean stage-1 mask inside the digit's box over outside, mean "
-        "over seeds (1 = no preference).",
+        "(n - 1); a diverged run (non-finite loss) is listed, not averaged. Localisation: "
+        "mean stage-1 mask inside the digit's box over outside, mean over seeds "
+        "(1 = no preference).",
     ]
     with open(os.path.join(root, "results.md"), "w") as f:
         f.write("\n".join(lines) + "\n")

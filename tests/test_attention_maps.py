@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ran_jax import attention_maps, reproduce, visualize
+from ran_jax import attention_maps, reproduce, train, visualize
 from ran_jax.models import get_model
 
 
@@ -120,3 +120,23 @@ def test_reproduce_runs_a_study_once_then_skips_finished_runs(tmp_path, cluttere
         reproduce.study_config(True), reproduce.STUDIES["mask_type"][1], 0, None
     )
     assert config.model_overrides.mask_type == "local" and config.seed == 0
+
+
+def test_a_diverged_run_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch):
+    calls = []
+
+    def diverge(config, workdir):
+        calls.append(workdir)
+        os.makedirs(workdir)
+        raise train.NonFiniteError("Non-finite loss or gradient at step 1; no checkpoint.")
+
+    monkeypatch.setattr(train, "train_and_evaluate", diverge)
+    first = reproduce.run_study("mask_activation", str(tmp_path), seeds=1, smoke=True)
+    assert len(calls) == first["trained_now"] == 3  # every cell was tried
+    assert [(r["runs"], r["diverged"]) for r in first["rows"]] == [(0, 1)] * 3
+    assert (
+        "| spatial | 0 | – | diverged |"
+        in (tmp_path / "mask_activation" / "results.md").read_text()
+    )
+    again = reproduce.run_study("mask_activation", str(tmp_path), seeds=1, smoke=True)
+    assert again["trained_now"] == 0 and len(calls) == 3  # a diverged run is a result

@@ -96,6 +96,14 @@ def test_spatial_attention_standardises_each_channel():
     np.testing.assert_allclose(jnp.mean(m, axis=(1, 2)), 0.5, atol=0.05)
 
 
+@pytest.mark.parametrize("kind", ["channel", "spatial"])
+def test_normalising_activations_have_finite_gradients_on_constant_maps(kind):
+    # A 3x3 stage's mask pools to one value (constant over positions); a dead position is 0.
+    for logits in (jnp.full((1, 3, 3, 4), 0.7), jnp.zeros((1, 3, 3, 4))):
+        grad = jax.grad(lambda x: jnp.sum(mask_activation(x, kind) * jnp.arange(4.0)))(logits)
+        assert bool(jnp.all(jnp.isfinite(grad))), (kind, grad)
+
+
 def test_unknown_mask_activation_is_rejected():
     with pytest.raises(ValueError, match="Unknown mask activation 'hard'"):
         mask_activation(jnp.zeros((1, 2, 2, 1)), "hard")

@@ -36,16 +36,20 @@ def mask_activation(logits: jnp.ndarray, kind: str) -> jnp.ndarray:
     mixed:   sigmoid per channel and position (the default; M in [0, 1]).
     channel: L2 normalisation across channels at each position (M in [-1, 1]).
     spatial: per-channel standardisation over positions, then sigmoid (M in [0, 1]).
+
+    The epsilon sits under the square root, as in BatchNorm: a constant map (a 1x1 or fully
+    pooled mask) or an all-zero position then has finite gradients, where ``x / (std + eps)``
+    differentiates sqrt at 0 and gives NaN.
     """
     x = logits.astype(jnp.float32)
     if kind == "mixed":
         m = jax.nn.sigmoid(x)
     elif kind == "channel":
-        m = x / (jnp.linalg.norm(x, axis=-1, keepdims=True) + _EPS)
+        m = x * jax.lax.rsqrt(jnp.sum(x * x, axis=-1, keepdims=True) + _EPS)
     elif kind == "spatial":
         mean = jnp.mean(x, axis=(1, 2), keepdims=True)
-        std = jnp.std(x, axis=(1, 2), keepdims=True)
-        m = jax.nn.sigmoid((x - mean) / (std + _EPS))
+        var = jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
+        m = jax.nn.sigmoid((x - mean) * jax.lax.rsqrt(var + _EPS))
     else:
         check_choice("mask activation", kind, MASK_ACTIVATIONS)
     return m.astype(logits.dtype)
