@@ -230,6 +230,8 @@ def collect(study: str, root: str, seeds: int, steps: int) -> list[dict]:
         scores = [
             m["eval_localisation_stage1"] for m in finished if "eval_localisation_stage1" in m
         ]
+        if cell.overrides.get("model_overrides.mask_activation") == "channel":
+            scores = []  # M in [-1, 1]: a ratio of signed means says nothing about where
         rows.append(
             {
                 "cell": cell.name,

@@ -1,6 +1,7 @@
 """Seeing the attention: masks per module, their pictures, the localisation score, and the
 study runner (a smoke run of two tiny runs)."""
 
+import json
 import os
 
 import jax
@@ -140,3 +141,13 @@ def test_a_diverged_run_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch)
     )
     again = reproduce.run_study("mask_activation", str(tmp_path), seeds=1, smoke=True)
     assert again["trained_now"] == 0 and len(calls) == 3  # a diverged run is a result
+
+
+def test_study_tables_leave_out_the_localisation_of_signed_channel_masks(tmp_path):
+    line = {"step": 10, "eval_top1": 0.9, "eval_localisation_stage1": 5.6}
+    for cell in ("mixed", "channel"):
+        (tmp_path / cell / "seed0").mkdir(parents=True)
+        (tmp_path / cell / "seed0" / "metrics.jsonl").write_text(json.dumps(line) + "\n")
+    rows = {r["cell"]: r for r in reproduce.collect("mask_activation", str(tmp_path), 1, 10)}
+    assert rows["mixed"]["localisation"] == 5.6 and rows["channel"]["localisation"] is None
+    assert rows["channel"]["errors"] == pytest.approx([10.0])
