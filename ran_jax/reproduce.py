@@ -192,8 +192,9 @@ def run_study(
             run_dir = os.path.join(root, cell.name, f"seed{seed}")
             if final_eval(run_dir, base.num_train_steps) is not None or diverged(run_dir):
                 continue
-            same = twin(base, study, cell, seed, data_dir, workdir)
-            if same is not None and not os.path.lexists(run_dir):
+            if not os.path.lexists(run_dir) and (
+                same := twin(base, study, cell, seed, data_dir, workdir)
+            ):
                 os.makedirs(os.path.dirname(run_dir), exist_ok=True)
                 os.symlink(os.path.relpath(same, os.path.dirname(run_dir)), run_dir)
                 logging.info(

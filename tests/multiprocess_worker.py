@@ -52,6 +52,10 @@ def leaves(state) -> dict:
     return {jax.tree_util.keystr(p): np.asarray(v).ravel().tolist() for p, v in flat}
 
 
+def types(state) -> list:
+    return [(t.shape, t.dtype, t.weak_type) for t in map(jax.typeof, jax.tree.leaves(state))]
+
+
 def main(data_dir: str, workdir: str, out: str, parallelism: str, *distributed: str) -> None:
     if distributed:
         jax.distributed.initialize(distributed[0], num_processes=2, process_id=int(distributed[1]))
@@ -67,10 +71,7 @@ def main(data_dir: str, workdir: str, out: str, parallelism: str, *distributed: 
     meta = train.checkpoint_meta(c, info.num_classes, shape, fresh.params)
     initial = leaves(fresh)
     # The state the step returned has the types of a new one, or the step compiled again.
-    types = [(t.shape, t.dtype, t.weak_type) for t in map(jax.typeof, jax.tree.leaves(fresh))]
-    types_kept = types == [
-        (t.shape, t.dtype, t.weak_type) for t in map(jax.typeof, jax.tree.leaves(trained))
-    ]
+    types_kept = types(trained) == types(fresh)
     with checkpointing.manager(workdir, c.keep_checkpoints) as mngr:
         restored, step = checkpointing.restore_latest(mngr, workdir, fresh, meta)
     with open(out, "w") as f:
