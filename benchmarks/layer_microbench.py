@@ -3,10 +3,10 @@ r"""Forward + backward time of ran_jax's layer forms against the plain XLA ops t
     python benchmarks/layer_microbench.py
 
 Times ``jax.grad`` of a scalar function of each layer, jitted, as the median of 10 calls.
-The plain forms are what ``ran_jax.models.layers`` used before (BENCHMARKS.md): 1x1
+The plain forms are what ``ran_jax.models.layers`` used before (docs/performance.md): 1x1
 convolutions as ``lax.conv``, max-pooling as ``reduce_window``, Interp as gathers, and XLA's
 own weight gradient for 3x3 convolutions. Host memory is set up as ``ran_jax.main`` does
-(``ran_jax.host_allocator``), so buffers are not page-faulted anew in every call.
+(``ran_jax.training.host_allocator``), so buffers are not page-faulted anew in every call.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ran_jax import host_allocator
 from ran_jax.models import layers
+from ran_jax.training import host_allocator
 
 host_allocator.keep_freed_memory()
 

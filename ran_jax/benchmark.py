@@ -3,7 +3,7 @@ r"""Times the train (or eval) step exactly as training runs it, on synthetic dev
     python -m ran_jax.benchmark --model=attention56 --batch_size=8 --image_size=224
     python -m ran_jax.benchmark --model=cifar_attention92 --batch_size=64 --dtype=bfloat16 --json
 
-The step is ``train.compile_steps`` under ``parallel.DataParallel``, as in ``train.py``:
+The step is ``training.steps.compile_steps`` under ``parallel.DataParallel``, as in training:
 cross-replica BatchNorm, gradient ``pmean``, Nesterov SGD, donated state. One random batch
 is placed on the devices once, so input transfer and the data pipeline are not timed (see
 ``pipeline_benchmark.py`` for those). Reported: compile time, per-step time (median, min,
@@ -16,28 +16,23 @@ device's peak is given for the accelerators listed in ``PEAK_TFLOPS``.
 
 from __future__ import annotations
 
-import os
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before train.py imports TensorFlow
+import jax
+import numpy as np
+from absl import app, flags
 
-from ran_jax import host_allocator  # noqa: E402
-
-host_allocator.keep_freed_memory()  # before JAX starts its threads
-
-import resource  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from typing import Any  # noqa: E402
-
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from ran_jax import cli, configs, train  # noqa: E402
-from ran_jax.models import default_input  # noqa: E402
-from ran_jax.models.complexity import complexity  # noqa: E402
-from ran_jax.parallel import DataParallel  # noqa: E402
+from ran_jax import cli, configs
+from ran_jax.models import default_input
+from ran_jax.models.complexity import complexity
+from ran_jax.training import host_allocator
+from ran_jax.training.parallel import DataParallel
+from ran_jax.training.state import check_config, create_train_state, make_model
+from ran_jax.training.steps import compile_steps
 
 
 def _define_flags() -> None:
@@ -57,7 +52,7 @@ def _define_flags() -> None:
     flags.DEFINE_enum("parallelism", "pmap", ["pmap", "shard_map"], "Step launcher.")
     flags.DEFINE_integer("devices", None, "Use the first N devices (default: all).")
     flags.DEFINE_bool("remat", False, "Recompute Attention Modules in the backward pass.")
-    flags.DEFINE_bool("json", False, "End with one line holding a JSON object.")
+    cli.define_json()
 
 
 # Dense peak TFLOP/s by device kind and compute dtype. float32 on these GPUs runs convolutions
@@ -133,16 +128,16 @@ def run(
     config.parallelism = parallelism
     config.model_overrides.update(dict(model_overrides or {}, remat=remat))
     dp = DataParallel(parallelism, available[:devices] if devices else None)
-    train.check_config(config, dp.num_devices)
+    check_config(config, dp.num_devices)
     default_classes, default_size = default_input(model)
     num_classes = default_classes if num_classes is None else num_classes
     image_size = default_size if image_size is None else image_size
-    net = train.make_model(config, num_classes, image_size)
+    net = make_model(config, num_classes, image_size)
     macs = complexity(net, image_size).macs
 
-    state = dp.put_state(train.create_train_state(config, net, (image_size, image_size, 3)))
+    state = dp.put_state(create_train_state(config, net, (image_size, image_size, 3)))
     batch = dp.put_batch(_synthetic_batch(batch_size, num_classes, image_size, mode))
-    train_step, eval_step = train.compile_steps(config, dp)
+    train_step, eval_step = compile_steps(config, dp)
     step = train_step if mode == "train" else eval_step
 
     start = time.perf_counter()
@@ -217,6 +212,7 @@ def _print(r: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> None:
+    host_allocator.keep_freed_memory()  # before JAX creates its CPU client
     f = flags.FLAGS
     cli.report(
         argv,

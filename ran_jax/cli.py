@@ -1,4 +1,8 @@
-"""The shared ``main`` of the report commands: summary, benchmarks, evaluate, predict, export."""
+"""What the commands share: their common flags, each defined once, and error reporting.
+
+Flags are defined by the command that is run (in its ``if __name__ == "__main__"`` block),
+so importing a command defines nothing.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,20 @@ from collections.abc import Callable
 from typing import Any
 
 from absl import app, flags, logging
+
+from ran_jax.training.trained import CHOICES
+
+
+def define_json() -> None:
+    flags.DEFINE_bool("json", False, "End with one line holding a JSON object.")
+
+
+def define_trained_run() -> None:
+    """The flags of every command on a trained run: which run, which checkpoint, EMA."""
+    flags.DEFINE_string("workdir", None, "Training directory (holds run.json).", required=True)
+    flags.DEFINE_string("checkpoint", "latest", f"Which checkpoint: {CHOICES}.")
+    flags.DEFINE_bool("ema", False, "Use the EMA of the weights (runs with config.ema_decay).")
+    define_json()
 
 
 class HideLibraryInfo(logging.logging.Filter):

@@ -39,7 +39,7 @@ def base() -> ml_collections.ConfigDict:
     c.momentum = 0.9
     c.weight_decay = 1e-4
 
-    # The modern recipe (ran_jax/recipes.py, experiments/cifar10_att92_modern.py); all off.
+    # The modern recipe (ran_jax/training/recipes.py, experiments/cifar10_att92_modern.py); all off.
     c.lr_schedule = "piecewise"  # or 'cosine': warmup_steps, then cosine decay to 0
     c.decay_norm_and_bias = True  # False: weight decay on conv/dense kernels only
     c.mixup_alpha = 0.0  # mixup with Beta(alpha, alpha) weights; 0 = off
@@ -94,7 +94,7 @@ def imagenet(model: str, image_size: int = 224) -> ml_collections.ConfigDict:
 
 
 def cifar_modern(model: str, dataset: str = "cifar10") -> ml_collections.ConfigDict:
-    """The modern CIFAR recipe of the best public ports (``ran_jax/recipes.py``).
+    """The modern CIFAR recipe of the best public ports (``ran_jax/training/recipes.py``).
 
     The Gluon port of PistonY (github.com/PistonY/ResidualAttentionNetwork, README) reached
     97.14% (Attention-92) and 97.57% (Attention-452) on CIFAR-10 with: batch 256, Nesterov

@@ -10,7 +10,7 @@ the run's input normalisation built in::
 
 for any batch size. ``S`` is the run's evaluation size (``--image_size`` overrides it) and
 ``C`` its channels; prepare images as evaluation does (shorter side resized, centre crop;
-``input_pipeline.eval_view`` minus its normalisation). ``OUT/signature.json`` records the
+``data.preprocess.eval_view`` minus its normalisation). ``OUT/signature.json`` records the
 size, channels, class names and normalisation.
 
 - ``saved_model`` (orbax-export, jax2tf): ``tf.saved_model.load(OUT)`` and call
@@ -28,15 +28,14 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import jax
+import jax.numpy as jnp
+from absl import app, flags
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from ran_jax import cli, trained  # noqa: E402
-from ran_jax.models.layers import check_choice  # noqa: E402
+from ran_jax import cli
+from ran_jax.checks import check_choice
+from ran_jax.data.tf_runtime import tf
+from ran_jax.training import trained
 
 FORMATS = ("saved_model", "jax_export")
 JAX_EXPORT_FILE = "model.jax_export"
@@ -45,7 +44,7 @@ PLATFORMS = ("cpu", "cuda", "tpu")  # both formats hold code for each, whatever 
 
 
 def _define_flags() -> None:
-    trained.define_flags()
+    cli.define_trained_run()
     flags.DEFINE_string("out", None, "Directory to write to (new or empty).", required=True)
     flags.DEFINE_string("format", "saved_model", f"One of: {', '.join(FORMATS)}.")
     flags.DEFINE_integer("image_size", None, "Input side (default: the run's evaluation size).")
@@ -53,7 +52,7 @@ def _define_flags() -> None:
 
 def serving_fn(run: trained.Trained) -> Callable[[Any, jax.Array], jax.Array]:
     """``f(variables, images)``: logits of 0-255 pixel images, normalised as in training."""
-    mean, std = (jnp.asarray(v, jnp.float32) for v in run.dataset["normalisation"])
+    mean, std = (jnp.asarray(v, jnp.float32) for v in run.dataset.normalisation)
 
     def f(variables, images):
         x = (images / 255.0 - mean) / std
@@ -107,23 +106,19 @@ def export(
     _check_out(out)
     run = trained.load(workdir, checkpoint)
     variables = run.variables(ema)
-    size = image_size or run.dataset["eval_image_size"]
-    if not run.model.fits(size):
-        raise ValueError(
-            f"--image_size={size} is too small for this network; "
-            f"its smallest input is {run.model.min_image_size()}."
-        )
-    shape = (size, size, run.dataset["num_channels"])
+    size = image_size or run.dataset.eval_image_size
+    run.model.check_fits(size, what="Images (--image_size)")
+    shape = (size, size, run.dataset.num_channels)
     os.makedirs(out, exist_ok=True)
     writer = _saved_model if fmt == "saved_model" else _jax_export
     writer(variables, serving_fn(run), shape, out)
-    mean, std = run.dataset["normalisation"]
+    mean, std = run.dataset.normalisation
     signature = {
         "format": fmt,
         "input": {"shape": ["batch", *shape], "dtype": "float32", "pixel_range": [0, 255]},
-        "normalisation_inside": {"mean": mean, "std": std},
-        "output": {"logits": ["batch", run.dataset["num_classes"]]},
-        "class_names": run.dataset["class_names"],
+        "normalisation_inside": {"mean": list(mean), "std": list(std)},
+        "output": {"logits": ["batch", run.dataset.num_classes]},
+        "class_names": list(run.dataset.class_names),
         "model": run.config.model,
         "workdir": os.path.abspath(workdir),
         "step": run.step,

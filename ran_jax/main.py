@@ -4,36 +4,37 @@ r"""Trains a Residual Attention Network.
     python -m ran_jax.main --config=experiments/cifar10_att92.py --workdir=DIR \
         --config.batch_size=128 --config.parallelism=shard_map
 
-Re-running the same command resumes from the latest checkpoint in ``DIR/checkpoints``.
+Re-running the same command resumes from the latest checkpoint in ``DIR/checkpoints``
+(``training/loop.py``; ``docs/training.md``).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
 
-from ran_jax import host_allocator  # noqa: E402
+from ran_jax import cli
+from ran_jax.analysis.pictures import AttentionPictures
+from ran_jax.data import input_pipeline
+from ran_jax.data.info import DataNotFoundError, DataReadError
+from ran_jax.training import host_allocator, loop
 
-host_allocator.keep_freed_memory()  # before JAX starts its threads
 
-import jax  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-from ran_jax import cli, input_pipeline, train  # noqa: E402
-
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment file.", lock_config=True)
-flags.mark_flags_as_required(["config", "workdir"])
+def _define_flags() -> tuple[flags.FlagHolder, config_flags.ConfigFlagHolder]:
+    workdir = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
+    config = config_flags.DEFINE_config_file("config", None, "Experiment file.", lock_config=True)
+    flags.mark_flags_as_required(["config", "workdir"])
+    return workdir, config
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, with config file and key errors reduced to one clear line."""
     try:
         args = flags.FLAGS(argv)
-        _CONFIG.value.model  # noqa: B018 - loads the config file now, so its errors surface here
+        flags.FLAGS.config.model  # noqa: B018 - loads the config file now, so its errors surface
         return args
     except flags.Error as e:
         sys.exit(f"error: {e}\nPass --helpshort for the flags.")
@@ -43,10 +44,11 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
+    host_allocator.keep_freed_memory()  # before JAX creates its CPU client
     logging.get_absl_handler().addFilter(cli.HideLibraryInfo())
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    config = _CONFIG.value
+    config, workdir = flags.FLAGS.config, flags.FLAGS.workdir
     if config.distributed or config.coordinator_address:
         jax.distributed.initialize(
             config.coordinator_address, config.num_processes, config.process_id
@@ -59,16 +61,17 @@ def main(argv: list[str]) -> None:
         jax.device_count(),
         jax.devices()[0].platform,
     )
+    evaluators = [AttentionPictures(config, input_pipeline)] if config.attention_images else []
     try:
-        train.train_and_evaluate(config, _WORKDIR.value)
-    except (input_pipeline.DataNotFoundError, train.SetupError, train.NonFiniteError) as e:
+        loop.train_and_evaluate(config, workdir, input_pipeline, evaluators)
+    except (DataNotFoundError, loop.SetupError, loop.NonFiniteError) as e:
         sys.exit(f"error: {e}")
-    except input_pipeline.tf.errors.OpError as e:  # e.g. an image file truncated mid-way
+    except DataReadError as e:  # e.g. an image file truncated mid-way
         sys.exit(
-            f"error: reading {config.dataset} failed: {e.message.splitlines()[0]} "
-            f"Every checkpoint saved in {_WORKDIR.value} is kept; fix the data and re-run."
+            f"error: {e} Every checkpoint saved in {workdir} is kept; fix the data and re-run."
         )
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main, flags_parser=_parse_flags)

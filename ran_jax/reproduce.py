@@ -3,308 +3,23 @@ r"""The paper's ablation studies at a scale one CPU can afford (paper section 4.
     python -m ran_jax.reproduce --study=arl_vs_nal --seeds=2 --workdir=DIR
     python -m ran_jax.reproduce --study=mask_type --seeds=2 --workdir=DIR --max_runs=3
 
-Each study is a grid of configs (cells) times seeds, trained on cluttered digits with the
-quick-start network (Attention-56's topology at 1/8 width) and a shorter schedule
-(``study_config``). Runs live in ``DIR/STUDY/CELL/seedK``; a finished run (its final
-evaluation is in ``metrics.jsonl``) is skipped and an interrupted one resumes from its
-checkpoint, so a study can be run in pieces (``--max_runs``) across sessions. A cell whose
-config equals a finished run of another study (Attention-56 with the soft, mixed, residual
-mask is in three studies) is not trained again: its run directory becomes a relative symlink
-to that run, and the log says so. A run whose loss or gradient turns non-finite is recorded
-as diverged (``diverged.txt`` with the error) and the study goes on; the table lists it. After the
-runs, ``DIR/STUDY/results.md`` gets a table of test error (mean +- std over the finished
-seeds) beside the paper's CIFAR-10 figure for the same comparison, and ``results.png`` a
-plot of it.
-
-Studies (docs/faithfulness.md §6):
-- ``arl_vs_nal``: attention residual learning against naive attention learning, with
-  1, 2, 3 and 4 Attention Modules per stage (the paper's Attention-56/92/128/164).
-- ``mask_type``: the soft (bottom-up top-down) mask against local convolutions.
-- ``mask_activation``: mixed, channel and spatial attention.
-- ``noisy_labels``: the attention network (2 modules per stage) against the same network
-  without Attention Modules (a pre-activation ResNet of the same stages; shallower than the
-  attention network, unlike the paper's ResNet-164), at 10/30/50/70% label noise.
+The studies, their runs and their tables are described in ``training/studies.py`` and
+``docs/reproduction.md``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
-from typing import Any
+from absl import app, flags
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import matplotlib  # noqa: E402
-import ml_collections  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
-
-matplotlib.use("Agg")
-
-from matplotlib import pyplot as plt  # noqa: E402
-
-from ran_jax import cli, configs, train  # noqa: E402
-from ran_jax.models.layers import check_choice  # noqa: E402
-from ran_jax.models.registry import get_model  # noqa: E402
-
-
-@dataclasses.dataclass(frozen=True)
-class Cell:
-    """One configuration of a study; ``paper`` is the paper's CIFAR-10 error (%) for it."""
-
-    name: str
-    overrides: dict[str, Any]
-    paper: float | None = None
-
-
-def _modules(m: int) -> dict[str, Any]:
-    return {"model_overrides.modules": (m, m, m, 0)}
-
-
-STUDIES: dict[str, list[Cell]] = {
-    "arl_vs_nal": [
-        Cell(f"{kind}_m{m}", {**_modules(m), "model_overrides.attention": attention}, paper)
-        for m, (arl, nal) in zip(
-            (1, 2, 3, 4), ((5.52, 5.89), (4.99, 5.35), (4.44, 5.57), (4.31, 7.18))
-        )
-        for kind, attention, paper in (("ARL", "residual", arl), ("NAL", "naive", nal))
-    ],
-    "mask_type": [
-        Cell("soft", {**_modules(1), "model_overrides.mask_type": "soft"}, 5.52),
-        Cell("local", {**_modules(1), "model_overrides.mask_type": "local"}, 6.48),
-    ],
-    "mask_activation": [
-        Cell(kind, {**_modules(1), "model_overrides.mask_activation": kind}, paper)
-        for kind, paper in (("mixed", 5.52), ("channel", 6.24), ("spatial", 6.33))
-    ],
-    "noisy_labels": [
-        Cell(f"{name}_noise{round(noise * 100)}", {**_modules(m), "label_noise": noise}, paper)
-        for noise, (resnet, attention) in zip(
-            (0.1, 0.3, 0.5, 0.7), ((5.93, 5.15), (6.61, 5.79), (8.35, 7.27), (17.21, 15.75))
-        )
-        for name, m, paper in (("attention", 2, attention), ("resnet", 0, resnet))
-    ],
-}
-
-
-def study_config(smoke: bool = False) -> ml_collections.ConfigDict:
-    """The quick-start network and data with a shorter schedule: 1,500 steps of batch 64,
-    evaluated once at the end. ``smoke``: 3 steps of a 1/32-width network, evaluated on 64
-    images (to check the machinery, not the paper)."""
-    c = configs.quickstart()
-    c.num_train_steps = 1_500
-    c.lr_boundaries = (1_000, 1_300)
-    c.eval_every_steps = c.num_train_steps
-    c.checkpoint_every_steps = 500
-    c.attention_images = 0
-    if smoke:
-        c.model_overrides.widths = (2, 2, 2, 2)
-        c.model_overrides.stem_width = 4
-        c.num_train_steps = c.eval_every_steps = c.checkpoint_every_steps = 3
-        c.lr_boundaries, c.warmup_steps = (2,), 0
-        c.log_every_steps = 1
-        c.shuffle_buffer = 64
-        c.eval_examples = 64
-    return c
-
-
-def run_config(
-    base: ml_collections.ConfigDict, cell: Cell, seed: int, data_dir: str | None
-) -> ml_collections.ConfigDict:
-    config = base.copy_and_resolve_references()
-    for key, value in cell.overrides.items():
-        group, _, name = key.rpartition(".")
-        (config[group] if group else config)[name] = value
-    config.seed = seed
-    if data_dir:
-        config.data_dir = data_dir
-    return config
-
-
-DIVERGED = "diverged.txt"
-
-
-def diverged(workdir: str) -> bool:
-    return os.path.exists(os.path.join(workdir, DIVERGED))
-
-
-def final_eval(workdir: str, steps: int) -> dict[str, float] | None:
-    """The evaluation a finished run logged at its last step, or None."""
-    path = os.path.join(workdir, "metrics.jsonl")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        for line in f:
-            metrics = json.loads(line)
-            if metrics["step"] == steps and "eval_top1" in metrics:
-                return metrics
-    return None
-
-
-def _resolved(config: ml_collections.ConfigDict) -> tuple[dict, Any]:
-    """The config with its model overrides resolved into the network they build, so that
-    cells spelling out a default (``mask_type='soft'``) compare equal to cells that do not."""
-    settings = config.to_dict()
-    overrides = settings.pop("model_overrides")
-    return settings, get_model(config.model, num_classes=10, **overrides)
-
-
-def twin(
-    base: ml_collections.ConfigDict,
-    study: str,
-    cell: Cell,
-    seed: int,
-    data_dir: str | None,
-    workdir: str,
-) -> str | None:
-    """A finished run of another study's cell with exactly this run's config, or None."""
-    config = _resolved(run_config(base, cell, seed, data_dir))
-    for other, cells in STUDIES.items():
-        for candidate in cells:
-            if (other, candidate.name) == (study, cell.name):
-                continue
-            if _resolved(run_config(base, candidate, seed, data_dir)) != config:
-                continue
-            run_dir = os.path.join(workdir, other, candidate.name, f"seed{seed}")
-            if final_eval(run_dir, base.num_train_steps) is not None:
-                return run_dir
-    return None
-
-
-def run_study(
-    study: str,
-    workdir: str,
-    seeds: int = 2,
-    max_runs: int | None = None,
-    smoke: bool = False,
-    data_dir: str | None = None,
-) -> dict:
-    """Trains the study's unfinished runs (at most ``max_runs``), then writes the results."""
-    check_choice("--study", study, sorted(STUDIES))
-    if seeds < 1:
-        raise ValueError(f"--seeds must be positive, got {seeds}.")
-    base = study_config(smoke)
-    root = os.path.join(workdir, study)
-    trained = 0
-    for seed in range(seeds):  # seed-major: every cell gets its first seed first
-        for cell in STUDIES[study]:
-            run_dir = os.path.join(root, cell.name, f"seed{seed}")
-            if final_eval(run_dir, base.num_train_steps) is not None or diverged(run_dir):
-                continue
-            if not os.path.lexists(run_dir) and (
-                same := twin(base, study, cell, seed, data_dir, workdir)
-            ):
-                os.makedirs(os.path.dirname(run_dir), exist_ok=True)
-                os.symlink(os.path.relpath(same, os.path.dirname(run_dir)), run_dir)
-                logging.info(
-                    "Study %s: %s seed %d is the finished run %s.", study, cell.name, seed, same
-                )
-                continue
-            if max_runs is not None and trained >= max_runs:
-                continue
-            logging.info("Study %s: training %s, seed %d, in %s.", study, cell.name, seed, run_dir)
-            try:
-                train.train_and_evaluate(run_config(base, cell, seed, data_dir), run_dir)
-            except train.NonFiniteError as e:  # a result of the study, not a failure of it
-                os.makedirs(run_dir, exist_ok=True)
-                with open(os.path.join(run_dir, DIVERGED), "w") as f:
-                    f.write(f"{e}\n")
-                logging.warning("Study %s: %s seed %d diverged: %s", study, cell.name, seed, e)
-            trained += 1
-    rows = write_results(study, root, seeds, base.num_train_steps)
-    return {
-        "study": study,
-        "trained_now": trained,
-        "results": os.path.join(root, "results.md"),
-        "rows": rows,
-    }
-
-
-def collect(study: str, root: str, seeds: int, steps: int) -> list[dict]:
-    """Per cell: test errors (%) and localisation scores of its finished seeds."""
-    rows = []
-    for cell in STUDIES[study]:
-        dirs = [os.path.join(root, cell.name, f"seed{seed}") for seed in range(seeds)]
-        finished = [m for d in dirs if (m := final_eval(d, steps)) is not None]
-        errors = [100 * (1 - m["eval_top1"]) for m in finished]
-        scores = [
-            m["eval_localisation_stage1"] for m in finished if "eval_localisation_stage1" in m
-        ]
-        if cell.overrides.get("model_overrides.mask_activation") == "channel":
-            scores = []  # M in [-1, 1]: a ratio of signed means says nothing about where
-        rows.append(
-            {
-                "cell": cell.name,
-                "runs": len(finished),
-                "diverged": sum(map(diverged, dirs)),
-                "errors": errors,
-                "mean": float(np.mean(errors)) if errors else None,
-                "std": float(np.std(errors, ddof=1)) if len(errors) > 1 else None,
-                "localisation": float(np.mean(scores)) if scores else None,
-                "paper": cell.paper,
-            }
-        )
-    return rows
-
-
-def _cell(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def write_results(study: str, root: str, seeds: int, steps: int) -> list[dict]:
-    """``results.md`` (table) and ``results.png`` (plot) of the finished runs."""
-    rows = collect(study, root, seeds, steps)
-    os.makedirs(root, exist_ok=True)
-    lines = [
-        f"# {study}: test error on cluttered digits ({steps} steps per run)",
-        "",
-        "| cell | finished seeds | error % (mean ± std) | per seed | stage-1 localisation "
-        "| paper, CIFAR-10 error % |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        spread = f"{_cell(r['mean'])} ± {_cell(r['std'])}" if r["runs"] else "–"
-        seeds_text = ", ".join([f"{e:.2f}" for e in r["errors"]] + ["diverged"] * r["diverged"])
-        seeds_text = seeds_text or "–"
-        lines.append(
-            f"| {r['cell']} | {r['runs']} | {spread} | {seeds_text} "
-            f"| {_cell(r['localisation'], 3)} | {_cell(r['paper'])} |"
-        )
-    lines += [
-        "",
-        "Error: 100 - top-1 % on the 4,000 test images after the last step; std over seeds "
-        "(n - 1); a diverged run (non-finite loss) is listed, not averaged. Localisation: "
-        "mean stage-1 mask inside the digit's box over outside, mean over seeds "
-        "(1 = no preference).",
-    ]
-    with open(os.path.join(root, "results.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-
-    done = [r for r in rows if r["runs"]]
-    fig, axis = plt.subplots(figsize=(max(4, 0.9 * len(rows)), 3.2), layout="constrained")
-    positions = np.arange(len(done))
-    axis.bar(
-        positions,
-        [r["mean"] for r in done],
-        yerr=[r["std"] or 0 for r in done],
-        capsize=3,
-        label="ran_jax, cluttered digits",
-    )
-    axis.plot(positions, [r["paper"] for r in done], "k_", markersize=14, label="paper, CIFAR-10")
-    axis.set_xticks(positions, [r["cell"] for r in done], rotation=30, ha="right", fontsize=8)
-    axis.set_ylabel("test error %")
-    axis.set_title(study)
-    axis.legend(fontsize=7)
-    fig.savefig(os.path.join(root, "results.png"), dpi=100)
-    plt.close(fig)
-    return rows
+from ran_jax import cli
+from ran_jax.data import input_pipeline
+from ran_jax.training.studies import STUDIES, cell_text, run_study
 
 
 def _show(r: dict) -> None:
     print(f"{r['study']}: trained {r['trained_now']} run(s) now; table in {r['results']}")
     for row in r["rows"]:
-        error = f"{_cell(row['mean'])} ± {_cell(row['std'])}"
+        error = f"{cell_text(row['mean'])} ± {cell_text(row['std'])}"
         print(f"  {row['cell']:<22} {row['runs']} run(s)  error {error} %")
 
 
@@ -315,14 +30,16 @@ def _define_flags() -> None:
     flags.DEFINE_integer("max_runs", None, "Train at most this many runs now (default: all).")
     flags.DEFINE_string("data_dir", None, "tfds data_dir for cluttered digits.")
     flags.DEFINE_bool("smoke", False, "3-step runs of a tiny network: checks the machinery.")
-    flags.DEFINE_bool("json", False, "End with one line holding a JSON object.")
+    cli.define_json()
 
 
 def main(argv: list[str]) -> None:
     f = flags.FLAGS
     cli.report(
         argv,
-        lambda: run_study(f.study, f.workdir, f.seeds, f.max_runs, f.smoke, f.data_dir),
+        lambda: run_study(
+            f.study, f.workdir, input_pipeline, f.seeds, f.max_runs, f.smoke, f.data_dir
+        ),
         _show,
         progress=True,
     )

@@ -18,14 +18,16 @@ from ran_jax import cli
 from ran_jax.models import default_input, get_model, list_models
 from ran_jax.models.complexity import complexity
 
-_MODEL = flags.DEFINE_string("model", "attention56", f"One of: {', '.join(list_models())}.")
-_NUM_CLASSES = flags.DEFINE_integer(
-    "num_classes", None, "Classifier outputs (default: 1000 for ImageNet networks, else 10)."
-)
-_IMAGE_SIZE = flags.DEFINE_integer(
-    "image_size", None, "Input side in pixels (default: 224 for ImageNet networks, else 32)."
-)
-_JSON = flags.DEFINE_bool("json", False, "End with one line holding a JSON object.")
+
+def _define_flags() -> None:
+    flags.DEFINE_string("model", "attention56", f"One of: {', '.join(list_models())}.")
+    flags.DEFINE_integer(
+        "num_classes", None, "Classifier outputs (default: 1000 for ImageNet networks, else 10)."
+    )
+    flags.DEFINE_integer(
+        "image_size", None, "Input side in pixels (default: 224 for ImageNet networks, else 32)."
+    )
+    cli.define_json()
 
 
 def summarize(name: str, num_classes: int | None, image_size: int | None) -> dict:
@@ -36,11 +38,7 @@ def summarize(name: str, num_classes: int | None, image_size: int | None) -> dic
     if image_size is None:
         image_size = default_size
     model = get_model(name, num_classes=num_classes)
-    if not model.fits(image_size):
-        raise ValueError(
-            f"--image_size={image_size} is too small for {name}; "
-            f"use at least {model.min_image_size()}."
-        )
+    model.check_fits(image_size, what="Images (--image_size)", name=name)
     c = complexity(model, image_size)
     return {
         "model": name,
@@ -64,11 +62,11 @@ def _print_table(s: dict) -> None:
 
 
 def main(argv: list[str]) -> None:
-    cli.report(
-        argv, lambda: summarize(_MODEL.value, _NUM_CLASSES.value, _IMAGE_SIZE.value), _print_table
-    )
+    f = flags.FLAGS
+    cli.report(argv, lambda: summarize(f.model, f.num_classes, f.image_size), _print_table)
 
 
 if __name__ == "__main__":
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    _define_flags()
     app.run(main)

@@ -59,6 +59,8 @@ SLOW_FILES = (
     "test_train.py",
     "test_network.py",
     "test_registry.py",
+    "test_architecture.py",
+    "test_old_runs.py",
 )
 
 

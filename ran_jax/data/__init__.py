@@ -1,1 +1,1 @@
-"""Offline datasets bundled with ran_jax."""
+"""The data layer: data sets (one record each), image operations and tf.data streams."""

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import tensorflow_datasets as tfds
+
+from ran_jax.data.tf_runtime import tfds
 
 IMAGE_SIZE = 40
 NUM_CLASSES = 10

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 
-import tensorflow_datasets as tfds
+from ran_jax.data.tf_runtime import tfds
 
 NAME = "image_folder"
 SPLITS = ("train", "test")

@@ -25,14 +25,6 @@ Dtype = Any
 conv_init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
 
-def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
-    """Raises a ValueError naming ``value`` and the valid ``choices`` when it is not one."""
-    if value not in choices:
-        raise ValueError(
-            f"Unknown {name} {value!r}; valid choices are: {', '.join(map(repr, choices))}."
-        )
-
-
 def pooled_size(size: int, window: int = 3, stride: int = 2) -> int:
     """Output length of Caffe's ceil-mode max-pooling with pad 0 (0 means it cannot pool)."""
     return max(0, -(-(size - window) // stride) + 1)

@@ -22,7 +22,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ran_jax.models.layers import caffe_interp, caffe_max_pool, check_choice
+from ran_jax.checks import check_choice
+from ran_jax.models.layers import caffe_interp, caffe_max_pool
 
 MASK_TYPES = ("soft", "local")
 MASK_ACTIVATIONS = ("mixed", "channel", "spatial")

@@ -24,15 +24,9 @@ from collections.abc import Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from ran_jax.checks import check_choice
 from ran_jax.models.attention_module import ATTENTION_LEARNING, AttentionModule
-from ran_jax.models.layers import (
-    Dtype,
-    caffe_max_pool,
-    check_choice,
-    make_conv,
-    make_norm,
-    pooled_size,
-)
+from ran_jax.models.layers import Dtype, caffe_max_pool, make_conv, make_norm, pooled_size
 from ran_jax.models.mask import MASK_ACTIVATIONS, MASK_TYPES, MaskTail
 from ran_jax.models.residual_unit import PreActBottleneck, ResNeXtBottleneck
 
@@ -94,7 +88,7 @@ class ResidualAttentionNetwork(nn.Module):
     ``axis_name`` names the device axis over which BatchNorm averages batch statistics.
     ``remat`` recomputes each Attention Module's activations in the backward pass
     (``jax.checkpoint``) instead of storing them, to fit larger batches on accelerators
-    (XLA:CPU's buffers barely shrink, BENCHMARKS.md); same numbers, same parameter names.
+    (XLA:CPU's buffers barely shrink, docs/performance.md); same numbers, same parameter names.
     """
 
     num_classes: int
@@ -164,6 +158,23 @@ class ResidualAttentionNetwork(nn.Module):
                 return size
         raise ValueError("No input size up to 4096 fits this network's stages.")
 
+    def check_fits(
+        self,
+        height: int,
+        width: int | None = None,
+        what: str = "Input images",
+        name: str = "this network",
+    ) -> None:
+        """Raises a ValueError unless inputs of ``height`` x ``width`` (square by default)
+        fit; ``what`` and ``name`` say which images and which network, for the message."""
+        width = height if width is None else width
+        if not (self.fits(height) and self.fits(width)):
+            smallest = self.min_image_size()
+            raise ValueError(
+                f"{what} of {height}x{width} are too small for {name}; "
+                f"its smallest input is {smallest}x{smallest}."
+            )
+
     def _check_input(self, images: jnp.ndarray) -> None:
         if images.ndim != 4:
             raise ValueError(
@@ -176,11 +187,7 @@ class ResidualAttentionNetwork(nn.Module):
                 f"{tuple(images.shape)}. Images must be channels-last."
             )
         height, width = images.shape[1:3]
-        if not (self.fits(height) and self.fits(width)):
-            raise ValueError(
-                f"Input images of {height}x{width} are too small for this network; "
-                f"its smallest input is {self.min_image_size()}x{self.min_image_size()}."
-            )
+        self.check_fits(height, width)
 
     @nn.compact
     def __call__(self, images: jnp.ndarray, train: bool = False) -> jnp.ndarray:

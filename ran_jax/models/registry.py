@@ -21,7 +21,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from ran_jax.models.layers import check_choice
+from ran_jax.checks import check_choice
 from ran_jax.models.network import ResidualAttentionNetwork, Stage
 
 

@@ -1,13 +1,35 @@
-"""Metrics to TensorBoard event files and ``WORKDIR/metrics.jsonl``, written by process 0."""
+"""Metrics to TensorBoard event files and ``WORKDIR/metrics.jsonl``, written by process 0.
+
+The event files are written with the ``tensorboard`` package alone, in the format of
+``tf.summary.scalar`` and ``tf.summary.image``, so training needs no TensorFlow.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import time
 from collections.abc import Mapping
 
 import numpy as np
-import tensorflow as tf
+from PIL import Image
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.plugins.image import metadata as image_metadata
+from tensorboard.plugins.scalar import metadata as scalar_metadata
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from tensorboard.util import tensor_util
+
+_SCALAR = scalar_metadata.create_summary_metadata(display_name="", description="")
+_IMAGE = image_metadata.create_summary_metadata(
+    display_name="", description="", converted_to_tensor=True
+)
+
+
+def _png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 class MetricWriter:
@@ -22,8 +44,13 @@ class MetricWriter:
         self._enabled = enabled
         if enabled:
             _truncate(os.path.join(workdir, "metrics.jsonl"), resume_step)
-            self._events = tf.summary.create_file_writer(workdir)
+            self._events = EventFileWriter(workdir)
             self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")  # noqa: SIM115
+
+    def _add(self, step: int, values: list[summary_pb2.Summary.Value]) -> None:
+        summary = summary_pb2.Summary(value=values)
+        self._events.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
+        self._events.flush()
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
         if not self._enabled:
@@ -31,18 +58,26 @@ class MetricWriter:
         values = {k: float(v) for k, v in metrics.items()}
         self._jsonl.write(json.dumps({"step": step, **values}) + "\n")
         self._jsonl.flush()
-        with self._events.as_default(step=step):
-            for name, value in values.items():
-                tf.summary.scalar(name, value)
-        self._events.flush()
+        self._add(
+            step,
+            [
+                summary_pb2.Summary.Value(
+                    tag=name,
+                    metadata=_SCALAR,
+                    tensor=tensor_util.make_tensor_proto(np.float32(value)),
+                )
+                for name, value in values.items()
+            ],
+        )
 
     def write_images(self, step: int, name: str, images: list) -> None:
         """TensorBoard images (RGB uint8 arrays [H, W, 3] of one size) under ``name``."""
         if not self._enabled or not images:
             return
-        with self._events.as_default(step=step):
-            tf.summary.image(name, np.stack(images), max_outputs=len(images))
-        self._events.flush()
+        height, width = np.asarray(images[0]).shape[:2]
+        content = [str(width).encode(), str(height).encode(), *map(_png, images)]
+        tensor = tensor_util.make_tensor_proto(np.array(content, dtype=object))
+        self._add(step, [summary_pb2.Summary.Value(tag=name, metadata=_IMAGE, tensor=tensor)])
 
     def close(self) -> None:
         if self._enabled:

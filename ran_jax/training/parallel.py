@@ -1,6 +1,6 @@
 """Data parallelism: one per-device step with named-axis collectives, launched two ways.
 
-The step functions in ``train.py`` see one device's share of the batch and call
+The step functions in ``steps.py`` see one device's share of the batch and call
 ``lax.pmean``/``lax.psum`` over ``AXIS`` (BatchNorm does too, through its ``axis_name``).
 ``DataParallel`` runs such a function under ``jax.pmap`` (state broadcast, batch stacked per
 local device) or under ``jax.jit(jax.shard_map(...))`` over a one-axis device mesh (state
@@ -19,7 +19,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from ran_jax.models.layers import check_choice
+from ran_jax.checks import check_choice
 
 AXIS = "batch"
 MODES = ("pmap", "shard_map")

@@ -7,8 +7,8 @@ PistonY, 97.1% for its Attention-92; ``experiments/cifar10_att92_modern.py``). T
 holds what the train step does for them on the device: mixup and CutMix of a device's batch
 with soft targets (Zhang et al. 2018; Yun et al. 2019), label smoothing (Szegedy et al.
 2016), the weight-decay mask and an exponential moving average (EMA) of the weights.
-Random erasing (Zhong et al. 2020) is per example, in ``input_pipeline``; gradient
-accumulation is in ``train.train_step``.
+Random erasing (Zhong et al. 2020) is per example, in ``data/preprocess.py``; gradient
+accumulation is in ``steps.train_step``.
 """
 
 from __future__ import annotations

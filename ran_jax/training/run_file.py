@@ -11,19 +11,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any
 
 import ml_collections
 
 from ran_jax import configs
+from ran_jax.data.info import DatasetInfo
 
 NAME = "run.json"
 
 
-def write(workdir: str, config: ml_collections.ConfigDict, info: Any) -> None:
+def write(workdir: str, config: ml_collections.ConfigDict, info: DatasetInfo) -> None:
     """Writes ``{"config": ..., "dataset": ...}`` atomically."""
     dataset = dataclasses.asdict(info)
-    dataset["normalisation"] = info.normalisation
     content = {"config": json.loads(config.to_json_best_effort()), "dataset": dataset}
     path = os.path.join(workdir, NAME)
     with open(path + ".tmp", "w") as f:
@@ -31,7 +30,7 @@ def write(workdir: str, config: ml_collections.ConfigDict, info: Any) -> None:
     os.replace(path + ".tmp", path)
 
 
-def read(workdir: str) -> tuple[ml_collections.ConfigDict, dict[str, Any]]:
+def read(workdir: str) -> tuple[ml_collections.ConfigDict, DatasetInfo]:
     """(config, dataset description) of the run in ``workdir``; ValueError if there is none.
 
     The config is the current defaults updated with the saved values, so keys added to
@@ -54,4 +53,4 @@ def read(workdir: str) -> tuple[ml_collections.ConfigDict, dict[str, Any]]:
         config.model_overrides = ml_collections.ConfigDict(saved.pop("model_overrides", {}))
         for key, value in saved.items():
             config[key] = tuple(value) if isinstance(value, list) else value
-    return config, content["dataset"]
+    return config, DatasetInfo.from_dict(content["dataset"])

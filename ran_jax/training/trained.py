@@ -1,7 +1,7 @@
 """A trained network from a workdir: its run file, a chosen checkpoint, restored variables.
 
-Shared by ``evaluate``, ``predict`` and ``export``. ``--checkpoint`` is ``latest`` (the
-newest step), ``best`` (the highest ``eval_top1`` measured during training; note that this
+Shared by the commands on a trained run. ``--checkpoint`` is ``latest`` (the newest step),
+``best`` (the highest ``eval_top1`` measured during training; note that this
 selects on the evaluation split), a step number, or ``init``: the network as training
 initialises it (``config.seed``), a baseline for scores such as the attention localisation.
 """
@@ -15,27 +15,21 @@ from typing import Any
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
-from absl import flags
 
-from ran_jax import checkpointing, run_file, train
+from ran_jax.data.info import DatasetInfo
+from ran_jax.models import ResidualAttentionNetwork
+from ran_jax.training import checkpointing, run_file
+from ran_jax.training.state import TrainState, checkpoint_meta, create_train_state, make_model
 
 CHOICES = "best, latest, a step number, or init (the untrained network)"
-
-
-def define_flags() -> None:
-    """The flags every command on a trained run has (defined only when run as a program)."""
-    flags.DEFINE_string("workdir", None, "Training directory (holds run.json).", required=True)
-    flags.DEFINE_string("checkpoint", "latest", f"Which checkpoint: {CHOICES}.")
-    flags.DEFINE_bool("json", False, "End with one line holding a JSON object.")
-    flags.DEFINE_bool("ema", False, "Use the EMA of the weights (runs with config.ema_decay).")
 
 
 @dataclasses.dataclass
 class Trained:
     config: ml_collections.ConfigDict
-    dataset: dict[str, Any]  # the run file's dataset description
-    model: Any
-    state: train.TrainState  # on the first local device
+    dataset: DatasetInfo  # the run file's dataset description
+    model: ResidualAttentionNetwork
+    state: TrainState  # on the first local device
     step: int
 
     def variables(self, ema: bool = False) -> dict[str, Any]:
@@ -87,18 +81,16 @@ def load(
     """
     saved_config, dataset = run_file.read(workdir)
     config = config or saved_config
-    image_shape = (dataset["image_size"], dataset["image_size"], dataset["num_channels"])
-    model = train.make_model(
-        config, dataset["num_classes"], dataset["image_size"], dataset["num_channels"]
-    )
+    image_shape = (dataset.image_size, dataset.image_size, dataset.num_channels)
+    model = make_model(config, dataset.num_classes, dataset.image_size, dataset.num_channels)
     device = jax.local_devices()[0]
     if checkpoint == "init":  # the untrained network, as training starts it: a baseline
-        state = train.create_train_state(config, model, image_shape)
+        state = create_train_state(config, model, image_shape)
         return Trained(config, dataset, model, jax.device_put(state, device), 0)
     directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     if not os.path.isdir(directory):
         raise ValueError(f"{workdir} has no checkpoints/ directory: nothing was saved yet.")
-    abstract = jax.eval_shape(lambda: train.create_train_state(config, model, image_shape))
+    abstract = jax.eval_shape(lambda: create_train_state(config, model, image_shape))
     abstract = jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct(
             x.shape, x.dtype, sharding=jax.sharding.SingleDeviceSharding(device)
@@ -108,6 +100,6 @@ def load(
     options = ocp.CheckpointManagerOptions(read_only=True)
     with ocp.CheckpointManager(directory, item_names=("state", "meta"), options=options) as mngr:
         step = select_step(mngr, directory, checkpoint)
-        meta = train.checkpoint_meta(config, dataset["num_classes"], image_shape, abstract.params)
+        meta = checkpoint_meta(config, dataset.num_classes, image_shape, abstract.params)
         state = checkpointing.restore(mngr, step, abstract, meta, workdir)
     return Trained(config, dataset, model, state, step)

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
+from helpers import ROOT
 from ran_jax import benchmark
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {"widths": (2, 2, 2), "modules": (1, 0, 0)}
 KEYS = {
     "model",

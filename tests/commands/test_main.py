@@ -3,11 +3,14 @@
 import json
 import os
 
-import commands
 import pytest
 import tensorflow as tf
 
-from ran_jax import configs, train
+from helpers import commands
+from ran_jax import configs
+from ran_jax.analysis.pictures import AttentionPictures
+from ran_jax.data import input_pipeline
+from ran_jax.training import loop
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +44,11 @@ def test_stopping_and_rerunning_continues_from_the_checkpoint(tmp_path, digits_d
     monkeypatch.chdir(tmp_path)
     workdir = "run"  # relative, as users type it (orbax itself needs absolute paths)
     config = _tiny_config(digits_dir)
-    train.train_and_evaluate(config, workdir)
+    pictures = [AttentionPictures(config, input_pipeline)]  # as main.py passes them
+    loop.train_and_evaluate(config, workdir, input_pipeline, pictures)
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "3"]
     config.num_train_steps = 5  # the same run, continued to a later step
-    state = train.train_and_evaluate(config, workdir)
+    state = loop.train_and_evaluate(config, workdir, input_pipeline, pictures)
     assert int(state.step) == 5
     lines = _metric_lines(workdir)
     train_steps = [m["step"] for m in lines if "train_loss" in m]
@@ -80,7 +84,7 @@ def test_missing_dataset_fails_at_start_and_writes_nothing(tmp_path):
         "--config=experiments/cifar10_att92.py",
         f"--workdir={workdir}",
         f"--config.data_dir={data_dir}",
-        "--config.download=False",  # the offline default is tested in test_input_pipeline.py
+        "--config.download=False",  # the offline default: data/test_input_pipeline.py
     )
     assert proc.returncode != 0
     assert "error:" in proc.stderr and str(data_dir) in proc.stderr

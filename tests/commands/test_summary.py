@@ -40,7 +40,10 @@ def test_summary_takes_num_classes_and_image_size():
     "args,message",
     [
         (["--model=attention57"], "error: Unknown model 'attention57'; valid choices are:"),
-        (["--model=attention56", "--image_size=20"], "too small for attention56; use at least 31"),
+        (
+            ["--model=attention56", "--image_size=20"],
+            "20x20 are too small for attention56; its smallest input is 31x31",
+        ),
     ],
 )
 def test_summary_errors_are_one_clear_line(args, message):

@@ -5,14 +5,23 @@ turns on every option of the modern recipe, so the real loop runs them all."""
 import json
 import os
 
-import commands
-import folder_images
 import jax
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from ran_jax import configs, evaluate, export, input_pipeline, predict, train, trained
+from helpers import commands, folder_images
+from ran_jax import configs, export, predict
+from ran_jax.data import image_files, input_pipeline, preprocess
+from ran_jax.data.datasets import IMAGENET_NORMALISATION
+from ran_jax.training import loop, run_file, trained
+from ran_jax.training.evaluation import evaluate_checkpoint
+
+
+def _evaluate(workdir, *args, **kwargs):
+    """``python -m ran_jax.evaluate``'s computation."""
+    return evaluate_checkpoint(workdir, input_pipeline, *args, **kwargs)
+
 
 # Measured: SavedModel and jax.export logits differ from model.apply by at most 2.4e-7.
 EXPORT_ATOL = 1e-5
@@ -41,7 +50,7 @@ def run(tmp_path_factory):
     c.label_smoothing, c.random_erasing = 0.1, 0.5
     c.ema_decay, c.accumulate_steps = 0.5, 2
     workdir = str(base / "run")
-    train.train_and_evaluate(c, workdir)
+    loop.train_and_evaluate(c, workdir, input_pipeline)
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         evals = {m["step"]: m for m in map(json.loads, f) if "eval_top1" in m}
     return {"workdir": workdir, "folder": folder, "evals": evals, "base": base}
@@ -52,17 +61,17 @@ def _test_images(folder):
 
 
 def test_the_run_file_describes_model_data_and_classes(run):
-    config, dataset = trained.run_file.read(run["workdir"])
+    config, dataset = run_file.read(run["workdir"])
     assert config.model_overrides.widths == [2, 2, 2] and config.eval_image_size == 40
-    assert dataset["class_names"] == list(folder_images.CLASSES)
-    assert dataset["image_size"] == 32 and dataset["eval_image_size"] == 40
-    assert dataset["num_channels"] == 3 and dataset["num_eval"] == 6
+    assert dataset.class_names == folder_images.CLASSES
+    assert dataset.image_size == 32 and dataset.eval_image_size == 40
+    assert dataset.num_channels == 3 and dataset.num_eval == 6
 
 
 def test_training_evaluated_at_the_eval_size_and_evaluate_reproduces_it(run):
     assert sorted(run["evals"]) == [2, 4]
     for checkpoint, step in (("latest", 4), ("2", 2)):
-        result = evaluate.evaluate(run["workdir"], checkpoint)
+        result = _evaluate(run["workdir"], checkpoint)
         assert result["step"] == step and result["image_size"] == 40
         assert result["num_examples"] == 6 and result["split"] == "test"
         for key in ("eval_top1", "eval_top5", "eval_loss", "eval_ema_top1", "eval_ema_loss"):
@@ -72,11 +81,11 @@ def test_training_evaluated_at_the_eval_size_and_evaluate_reproduces_it(run):
 def test_best_is_the_step_with_the_highest_eval_top1(run):
     scores = {step: m["eval_top1"] for step, m in run["evals"].items()}
     best = max(scores, key=lambda s: (scores[s], s))
-    assert evaluate.evaluate(run["workdir"], "best")["step"] == best
+    assert _evaluate(run["workdir"], "best")["step"] == best
 
 
 def test_evaluate_at_another_size_and_on_another_split(run):
-    result = evaluate.evaluate(run["workdir"], image_size=48, split="train", batch_size=6)
+    result = _evaluate(run["workdir"], image_size=48, split="train", batch_size=6)
     assert result["image_size"] == 48 and result["split"] == "train"
     assert result["num_examples"] == 18
     assert 0 <= result["eval_top1"] <= result["eval_top5"] <= 1 and result["eval_loss"] > 0
@@ -89,19 +98,19 @@ def test_evaluate_at_another_size_and_on_another_split(run):
         (dict(checkpoint="7"), r"has no checkpoint of step 7; it has steps \[2, 4\]"),
         (dict(checkpoint="newest"), "--checkpoint=newest is not best, latest, a step number"),
         (dict(split="validation"), "has no split 'validation'; its splits are: test, train"),
-        (dict(image_size=4), "cannot take 4x4 evaluation images"),
+        (dict(image_size=4), "Evaluation images of 4x4 are too small"),
     ],
 )
 def test_evaluate_rejects_bad_input_with_one_line(run, kwargs, message):
     kwargs = {"workdir": run["workdir"], **kwargs}
     with pytest.raises(ValueError, match=message) as error:
-        evaluate.evaluate(**kwargs)
+        _evaluate(**kwargs)
     assert "\n" not in str(error.value)
 
 
 def test_a_directory_without_a_run_file_is_refused(tmp_path):
     with pytest.raises(ValueError, match="has no run.json"):
-        evaluate.evaluate(str(tmp_path))
+        _evaluate(str(tmp_path))
 
 
 def test_predict_gives_the_probabilities_of_model_apply_on_the_eval_view(run):
@@ -113,8 +122,8 @@ def test_predict_gives_the_probabilities_of_model_apply_on_the_eval_view(run):
     assert result["step"] == 4 and [p["image"] for p in result["predictions"]] == paths
 
     loaded = trained.load(run["workdir"])
-    info = predict.dataset_info(loaded.dataset)
-    views = np.stack([input_pipeline.eval_view(predict.read_image(p, 3), info) for p in paths])
+    info = loaded.dataset
+    views = np.stack([preprocess.eval_view(image_files.read_image(p, 3), info) for p in paths])
     assert views.shape == (4, 40, 40, 3)  # the run's evaluation size
     expected = jax.nn.softmax(loaded.model.apply(loaded.variables(), views, train=False))
     for prediction, probabilities in zip(result["predictions"], np.asarray(expected)):
@@ -158,7 +167,7 @@ def reference(run):
     """Pixel images (0-255) at the eval size and the logits model.apply gives them."""
     loaded = trained.load(run["workdir"])
     pixels = np.random.default_rng(1).uniform(0, 255, (3, 40, 40, 3)).astype(np.float32)
-    mean, std = input_pipeline.IMAGENET_NORMALISATION
+    mean, std = IMAGENET_NORMALISATION
     normalised = (pixels / 255 - np.array(mean)) / np.array(std)
     logits = np.asarray(loaded.model.apply(loaded.variables(), normalised, train=False))
     return pixels, logits

@@ -2,14 +2,16 @@
 
 import shutil
 
-import folder_images
 import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from ran_jax import input_pipeline as ip
-from ran_jax.data import image_folder
+from helpers import folder_images
+from ran_jax.data import image_folder, preprocess
+from ran_jax.data import input_pipeline as ip
+from ran_jax.data.datasets import IMAGENET_NORMALISATION
+from ran_jax.data.info import DatasetInfo
 
 
 def _config(root, **overrides) -> ml_collections.ConfigDict:
@@ -36,10 +38,20 @@ def root(tmp_path_factory):
 
 def test_info_lists_sorted_classes_and_split_sizes(root):
     info = ip.dataset_info(_config(root, eval_image_size=40))
-    assert info == ip.DatasetInfo(
-        "image_folder", 3, 32, 3, 18, 6, "train", "test", 40, folder_images.CLASSES
+    assert info == DatasetInfo(
+        "image_folder",
+        3,
+        32,
+        3,
+        18,
+        6,
+        "train",
+        "test",
+        40,
+        folder_images.CLASSES,
+        IMAGENET_NORMALISATION,
     )
-    assert info.normalisation == ip.IMAGENET_NORMALISATION
+    assert info.normalisation == IMAGENET_NORMALISATION
 
 
 def test_batches_are_rgb_at_the_train_and_eval_sizes_and_every_test_image_is_seen(root):
@@ -58,8 +70,8 @@ def test_batches_are_rgb_at_the_train_and_eval_sizes_and_every_test_image_is_see
 def test_grey_scale_images_become_three_equal_channels(root):
     info = ip.dataset_info(_config(root))
     grey = np.full((30, 50, 1), 77, np.uint8)
-    view = ip.eval_view(ip.decode_any(tf.io.encode_png(grey), 3), info).numpy()
-    mean, std = ip.IMAGENET_NORMALISATION
+    view = preprocess.eval_view(preprocess.decode_any(tf.io.encode_png(grey), 3), info).numpy()
+    mean, std = IMAGENET_NORMALISATION
     pixels = (view * np.array(std) + np.array(mean)) * 255
     assert view.shape == (32, 32, 3)
     np.testing.assert_allclose(pixels, 77, atol=1e-3)

@@ -19,9 +19,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from ran_jax import input_pipeline as ip
+from helpers.noisy_labels import noisy_labels
+from ran_jax.data import builders, preprocess
+from ran_jax.data import input_pipeline as ip
+from ran_jax.data.datasets import DATASETS
+from ran_jax.data.info import DataNotFoundError, DatasetInfo
 
-METADATA = Path(__file__).parent / "testdata" / "tfds"
+METADATA = Path(__file__).parent.parent / "testdata" / "tfds"
 VERSIONS = {
     "cifar10": "3.0.2",
     "cifar100": "3.0.2",
@@ -55,7 +59,7 @@ def _tiny_metadata(root: Path, name: str, num_train: int, num_eval: int) -> Path
     """Metadata saying ``name`` has num_train / num_eval examples (small epochs under mocks)."""
     splits = [
         {"name": split, "numShards": "1", "shardLengths": [str(n)]}
-        for split, n in zip(ip.SPLITS[name], (num_train, num_eval), strict=True)
+        for split, n in zip(DATASETS[name].splits, (num_train, num_eval), strict=True)
     ]
     info = {"name": name, "version": VERSIONS[name], "splits": splits}
     path = root / name / VERSIONS[name]
@@ -92,9 +96,9 @@ def _sources(num: int, shape) -> np.ndarray:
 
 def _locate(image: np.ndarray, sources: np.ndarray, name: str, flips=(False, True)) -> tuple:
     """(index, dy, dx, flipped): the one source whose zero-padded crop (mirrored) is ``image``."""
-    mean, std = ip.NORMALISATION[name]
+    mean, std = DATASETS[name].normalisation
     pixels = np.rint((image * np.array(std) + np.array(mean)) * 255)
-    pad, size = ip.CIFAR_PAD, image.shape[0]
+    pad, size = preprocess.CIFAR_PAD, image.shape[0]
     padded = np.pad(sources, [(0, 0), (pad, pad), (pad, pad), (0, 0)])
     hits = []
     for dy, dx, flipped in itertools.product(range(2 * pad + 1), range(2 * pad + 1), flips):
@@ -115,8 +119,18 @@ def test_cifar_batches_have_the_right_shapes_and_normalised_values(name, num_cla
     config = _config(dataset=name)
     with tfds.testing.mock_data(num_examples=8, data_dir=METADATA):
         info = ip.dataset_info(config)
-        assert info == ip.DatasetInfo(
-            name, num_classes, 32, 3, 50_000, 10_000, "train", "test", 32, info.class_names
+        assert info == DatasetInfo(
+            name,
+            num_classes,
+            32,
+            3,
+            50_000,
+            10_000,
+            "train",
+            "test",
+            32,
+            info.class_names,
+            DATASETS[name].normalisation,
         )
         assert len(info.class_names) == num_classes
         train = next(ip.train_batches(config))
@@ -128,7 +142,7 @@ def test_cifar_batches_have_the_right_shapes_and_normalised_values(name, num_cla
     assert np.all(np.isfinite(train["image"])) and abs(train["image"].mean()) < 0.5
     assert evals["image"].shape == (4, 32, 32, 3) and evals["image"].dtype == np.float32
     assert evals["mask"].dtype == bool and evals["mask"].all()
-    mean, std = ip.NORMALISATION[name]
+    mean, std = DATASETS[name].normalisation
     np.testing.assert_allclose(evals["image"], (raw["image"] / 255 - mean) / std, atol=1e-5)
     np.testing.assert_array_equal(evals["label"], raw["label"])
     assert abs(evals["image"].mean()) < 0.3 and 0.8 < evals["image"].std() < 1.4
@@ -160,8 +174,18 @@ def test_cluttered_digits_are_translated_but_never_mirrored(tmp_path):
         as_dataset_fn=_indexed_as_dataset,
         data_dir=_tiny_metadata(tmp_path, "cluttered_digits", 16, 8),
     ):
-        assert ip.dataset_info(config) == ip.DatasetInfo(
-            "cluttered_digits", 10, size, 1, 16, 8, "train", "test", size, tuple("0123456789")
+        assert ip.dataset_info(config) == DatasetInfo(
+            "cluttered_digits",
+            10,
+            size,
+            1,
+            16,
+            8,
+            "train",
+            "test",
+            size,
+            tuple("0123456789"),
+            ((0.0,), (1.0,)),
         )
         batches = _take(ip.train_batches(config), 4)
         evals = list(ip.eval_batches(config))
@@ -219,7 +243,7 @@ def test_eval_pads_the_last_batch_with_masked_zeros(tmp_path):
     np.testing.assert_array_equal(mask, [True] * 10 + [False] * 2)
     images = np.concatenate([b["image"] for b in batches])
     labels = np.concatenate([b["label"] for b in batches])
-    mean, std = ip.NORMALISATION["cifar10"]
+    mean, std = DATASETS["cifar10"].normalisation
     np.testing.assert_allclose(images[:10], (raw["image"] / 255 - mean) / std, atol=1e-5)
     np.testing.assert_array_equal(labels[:10], raw["label"])
     assert not images[10:].any() and not labels[10:].any()
@@ -239,7 +263,9 @@ def test_eval_parts_cover_the_split_in_the_same_number_of_batches(tmp_path, monk
             images = np.concatenate([b["image"] for b in batches])
             mask = np.concatenate([b["mask"] for b in batches])
             hits = [_locate(image, sources, "cifar10", flips=(False,)) for image in images[mask]]
-            assert all(h[1:] == (ip.CIFAR_PAD, ip.CIFAR_PAD, False) for h in hits)  # No crop.
+            assert all(
+                h[1:] == (preprocess.CIFAR_PAD, preprocess.CIFAR_PAD, False) for h in hits
+            )  # No crop.
             parts.append([h[0] for h in hits])
     assert num_batches == [2, 2, 2]  # 7 examples over 3 processes: 3/2/2, 2 per batch.
     assert parts == [[0, 1, 2], [3, 4], [5, 6]]
@@ -251,8 +277,18 @@ def test_imagenet_batches_have_the_configured_size():
         info = ip.dataset_info(config)
         train = _take(ip.train_batches(config), 3)
         evals = next(ip.eval_batches(config))
-    assert info == ip.DatasetInfo(
-        "imagenet2012", 1000, 64, 3, 1_281_167, 50_000, "train", "validation", 64, info.class_names
+    assert info == DatasetInfo(
+        "imagenet2012",
+        1000,
+        64,
+        3,
+        1_281_167,
+        50_000,
+        "train",
+        "validation",
+        64,
+        info.class_names,
+        DATASETS["imagenet2012"].normalisation,
     )
     assert len(info.class_names) == 1000 and info.class_names[0] == "n01440764"  # WordNet ids
     for batch in [*train, evals]:
@@ -274,7 +310,7 @@ def test_imagenet_eval_resizes_the_shorter_side_and_crops_the_centre():
 
     with tfds.testing.mock_data(as_dataset_fn=as_dataset, data_dir=METADATA):
         batch = next(ip.eval_batches(_config(dataset="imagenet2012", batch_size=1)))
-    mean, std = ip.NORMALISATION["imagenet2012"]
+    mean, std = DATASETS["imagenet2012"].normalisation
     pixels = (batch["image"][0] * std + mean) * 255
     assert pixels.shape == (64, 64, 3)
     np.testing.assert_allclose(pixels, np.broadcast_to([0, 0, 255], pixels.shape), atol=12)
@@ -282,16 +318,16 @@ def test_imagenet_eval_resizes_the_shorter_side_and_crops_the_centre():
 
 def test_noisy_labels_follow_the_symmetric_corruption_matrix():
     labels = np.random.default_rng(0).integers(10, size=10_000)
-    noisy = ip.noisy_labels(labels, 10, 0.3, seed=1)
+    noisy = noisy_labels(labels, 10, 0.3, seed=1)
     changed = noisy != labels
     assert noisy.dtype == labels.dtype and abs(changed.mean() - 0.3) < 0.02  # P(change) = 1 - r
     shifts = np.bincount((noisy - labels)[changed] % 10, minlength=10)
     assert shifts[0] == 0  # A replaced label is never the original class,
     np.testing.assert_allclose(shifts[1:], changed.sum() / 9, rtol=0.25)  # others are uniform.
-    np.testing.assert_array_equal(ip.noisy_labels(labels, 10, 0.3, seed=1), noisy)
-    np.testing.assert_array_equal(ip.noisy_labels(labels[:100], 10, 0.3, seed=1), noisy[:100])
-    assert (ip.noisy_labels(labels, 10, 0.3, seed=2) != noisy).mean() > 0.2
-    np.testing.assert_array_equal(ip.noisy_labels(labels, 10, 0.0, seed=1), labels)
+    np.testing.assert_array_equal(noisy_labels(labels, 10, 0.3, seed=1), noisy)
+    np.testing.assert_array_equal(noisy_labels(labels[:100], 10, 0.3, seed=1), noisy[:100])
+    assert (noisy_labels(labels, 10, 0.3, seed=2) != noisy).mean() > 0.2
+    np.testing.assert_array_equal(noisy_labels(labels, 10, 0.0, seed=1), labels)
 
 
 def test_train_labels_carry_the_noise_of_their_example_in_every_epoch(tmp_path):
@@ -303,7 +339,7 @@ def test_train_labels_carry_the_noise_of_their_example_in_every_epoch(tmp_path):
         evals = next(ip.eval_batches(config))
     indices = np.array([h[0] for h in _locate_all(batches, _sources(16, (32, 32, 3)), "cifar10")])
     labels = np.concatenate([b["label"] for b in batches])
-    expected = ip.noisy_labels(np.arange(16) % 10, 10, 0.5, seed=3)
+    expected = noisy_labels(np.arange(16) % 10, 10, 0.5, seed=3)
     np.testing.assert_array_equal(labels, expected[indices])
     assert (labels != indices % 10).any()
     np.testing.assert_array_equal(evals["label"], np.arange(8) % 10)  # Eval labels are clean.
@@ -333,7 +369,7 @@ def test_a_missing_dataset_raises_an_actionable_error_and_writes_nothing(tmp_pat
     data_dir.mkdir()
     config = _config(dataset=name, data_dir=str(data_dir))
     for read in (ip.dataset_info, ip.train_batches, ip.eval_batches):
-        with pytest.raises(ip.DataNotFoundError) as error:
+        with pytest.raises(DataNotFoundError) as error:
             read(config)
         message = str(error.value)
         assert str(data_dir / "downloads" / "manual") in message and archive in message
@@ -359,12 +395,12 @@ def test_a_missing_cifar_is_downloaded_when_the_host_answers(tmp_path, monkeypat
         connections.append((address, timeout))
         return Connection()
 
-    monkeypatch.setattr(ip.socket, "create_connection", connect)
+    monkeypatch.setattr(builders.socket, "create_connection", connect)
     monkeypatch.setattr(
         tfds.core.DatasetBuilder, "download_and_prepare", lambda self: prepared.append(self.name)
     )
-    builder = ip._builder(config)
-    assert connections == [(("www.cs.toronto.edu", 443), ip._CONNECT_TIMEOUT_S)]
+    builder = builders.builder(config)
+    assert connections == [(("www.cs.toronto.edu", 443), builders.CONNECT_TIMEOUT_S)]
     assert prepared == ["cifar10"] and builder.name == "cifar10"
 
 
@@ -379,15 +415,15 @@ def test_offline_the_download_stops_within_the_timeout_with_the_manual_steps(
             threading.Event().wait()
         raise ConnectionRefusedError("refused")
 
-    monkeypatch.setattr(ip.socket, "create_connection", connect)
-    monkeypatch.setattr(ip, "_CONNECT_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(builders.socket, "create_connection", connect)
+    monkeypatch.setattr(builders, "CONNECT_TIMEOUT_S", 0.2)
     monkeypatch.setattr(
         tfds.core.DatasetBuilder,
         "download_and_prepare",
         lambda self: pytest.fail("no download may start offline"),
     )
     start = time.monotonic()
-    with pytest.raises(ip.DataNotFoundError) as error:
+    with pytest.raises(DataNotFoundError) as error:
         ip.dataset_info(config)
     assert time.monotonic() - start < 10  # bounded by the connect timeout, never a hang
     message = str(error.value)
@@ -398,13 +434,13 @@ def test_offline_the_download_stops_within_the_timeout_with_the_manual_steps(
 
 def test_a_failed_download_is_reported_with_the_manual_steps(tmp_path, monkeypatch):
     data_dir, config = _cifar_missing(tmp_path, download=True)
-    monkeypatch.setattr(ip, "_reachable", lambda host: True)
+    monkeypatch.setattr(builders, "_reachable", lambda host: True)
 
     def fail(self):
         raise OSError("connection reset")
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", fail)
-    with pytest.raises(ip.DataNotFoundError, match=r"its download failed \(OSError: connection"):
+    with pytest.raises(DataNotFoundError, match=r"its download failed \(OSError: connection"):
         ip.dataset_info(config)
 
 
@@ -412,8 +448,8 @@ def test_imagenet_is_never_downloaded(tmp_path, monkeypatch):
     data_dir = tmp_path / "tfds"
     data_dir.mkdir()
     config = _config(dataset="imagenet2012", data_dir=str(data_dir), download=True)
-    monkeypatch.setattr(ip, "_reachable", lambda host: pytest.fail("no connection attempt"))
-    with pytest.raises(ip.DataNotFoundError, match="is never downloaded"):
+    monkeypatch.setattr(builders, "_reachable", lambda host: pytest.fail("no connection attempt"))
+    with pytest.raises(DataNotFoundError, match="is never downloaded"):
         ip.dataset_info(config)
 
 

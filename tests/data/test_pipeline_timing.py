@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ran_jax import pipeline_benchmark as pb
+from ran_jax.data import pipeline_timing as pb
 
 KEYS = {"dataset", "batch_size", "image_size", "images_per_second", "seconds", "batches"}
 

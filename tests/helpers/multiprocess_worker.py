@@ -1,22 +1,26 @@
-"""One process of the multi-process test (test_multiprocess.py); writes one JSON file.
+"""One process of the multi-process test (training/test_multiprocess.py); writes one JSON file.
 
     multiprocess_worker.py DATA_DIR WORKDIR OUT PARALLELISM [COORDINATOR PROCESS_ID]
 
 With COORDINATOR it is one of 2 processes (``jax.distributed``, as ``main.py`` does), reading
 its own half of each global batch. Without, it is the 1-process reference, which reads both
-halves itself. Either way it trains with ``train.train_and_evaluate``, then restores the
+halves itself. Either way it trains with ``loop.train_and_evaluate``, then restores the
 checkpoint that run wrote into a fresh state. Evaluation runs on the first 8 test examples
 (one batch, 2 per device) to save time.
 """
 
 import json
 import sys
+from unittest import mock
 
 import jax
 import numpy as np
 
-from ran_jax import checkpointing, configs, input_pipeline, train
-from ran_jax.parallel import to_host
+from ran_jax import configs
+from ran_jax.data import input_pipeline
+from ran_jax.training import checkpointing, loop
+from ran_jax.training.parallel import to_host
+from ran_jax.training.state import build, checkpoint_meta, create_train_state
 
 STEPS = 2  # the second step runs the state the first returned, as every later one
 
@@ -40,7 +44,10 @@ def both_halves(train_batches):
     """The global batches of a 2-process run, read in one process."""
 
     def read(c, *, start_step=0):
-        halves = [train_batches(c, start_step=start_step, process=(i, 2)) for i in range(2)]
+        halves = []
+        for i in range(2):  # the stream reads its process when it is made
+            with mock.patch.object(input_pipeline, "_this_process", lambda i=i: (i, 2)):
+                halves.append(train_batches(c, start_step=start_step))
         for a, b in zip(*halves):
             yield {k: np.concatenate([a[k], b[k]]) for k in a}
 
@@ -63,12 +70,12 @@ def main(data_dir: str, workdir: str, out: str, parallelism: str, *distributed: 
         input_pipeline.train_batches = both_halves(input_pipeline.train_batches)
 
     c = config(data_dir, parallelism)
-    trained = train.train_and_evaluate(c, workdir)
+    trained = loop.train_and_evaluate(c, workdir, input_pipeline)
 
-    model, info, dp = train.build(c)
+    model, info, dp = build(c, input_pipeline)
     shape = (info.image_size, info.image_size, info.num_channels)
-    fresh = dp.put_state(train.create_train_state(c, model, shape))
-    meta = train.checkpoint_meta(c, info.num_classes, shape, fresh.params)
+    fresh = dp.put_state(create_train_state(c, model, shape))
+    meta = checkpoint_meta(c, info.num_classes, shape, fresh.params)
     initial = leaves(fresh)
     # The state the step returned has the types of a new one, or the step compiled again.
     types_kept = types(trained) == types(fresh)

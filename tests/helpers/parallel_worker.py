@@ -1,6 +1,6 @@
 """Trains a tiny network 3 steps on 1 device and on all devices under pmap and shard_map.
 
-Run in a fresh process with 8 fake CPU devices (see test_train.py); prints one JSON line.
+Run in a fresh process with 8 fake CPU devices (training/test_train.py); prints one JSON line.
 """
 
 import functools
@@ -10,15 +10,17 @@ import jax
 import ml_collections
 import numpy as np
 
-from ran_jax import configs, train
+from ran_jax import configs
 from ran_jax.models import get_model
-from ran_jax.parallel import AXIS, DataParallel
+from ran_jax.training.parallel import AXIS, DataParallel
+from ran_jax.training.state import create_train_state, learning_rate_fn
+from ran_jax.training.steps import train_step
 
 
 def run(mode: str, devices: list, state0, batches, config) -> dict:
     dp = DataParallel(mode, devices)
     step = dp.compile(
-        functools.partial(train.train_step, lr_fn=train.learning_rate_fn(config)),
+        functools.partial(train_step, lr_fn=learning_rate_fn(config)),
         donate_state=False,
     )
     state, losses = dp.put_state(state0), []
@@ -38,7 +40,7 @@ def main() -> None:
     config: ml_collections.ConfigDict = configs.base()
     config.batch_size = 16
     model = get_model("cifar_attention56", 10, widths=(4, 4, 4), modules=(1, 0, 0), axis_name=AXIS)
-    state0 = train.create_train_state(config, model, (16, 16, 3))
+    state0 = create_train_state(config, model, (16, 16, 3))
     rng = np.random.default_rng(0)
     # One batch, three steps: the loss on it must fall.
     batch = {

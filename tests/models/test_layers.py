@@ -8,12 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ran_jax.checks import check_choice
 from ran_jax.models import layers
 from ran_jax.models.layers import (
     PointwiseConv,
     caffe_interp,
     caffe_max_pool,
-    check_choice,
     make_conv,
     pooled_size,
 )

@@ -8,13 +8,13 @@ import types
 
 import pytest
 
-from ran_jax import host_allocator
+from ran_jax.training import host_allocator
 
 # Calls a jitted function whose 64 MiB result is freed before the next call, and prints the
 # minor page faults of calls 3-12 (the first calls map new pages whatever the setting).
 _SCRIPT = """
 import json, resource, sys
-from ran_jax import host_allocator
+from ran_jax.training import host_allocator
 applied = host_allocator.keep_freed_memory()
 import jax, jax.numpy as jnp
 x = jnp.ones((16 * 1024 * 1024,), jnp.float32)

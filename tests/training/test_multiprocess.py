@@ -14,10 +14,11 @@ import sys
 
 import numpy as np
 import pytest
-from multiprocess_worker import STEPS  # tests/ is on sys.path, as for conftest.py
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORKER = os.path.join(ROOT, "tests", "multiprocess_worker.py")
+from helpers import ROOT
+from helpers.multiprocess_worker import STEPS
+
+WORKER = os.path.join(ROOT, "tests", "helpers", "multiprocess_worker.py")
 
 
 def _free_port() -> int:

@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ran_jax import checkpointing, configs, input_pipeline, recipes, train
-from ran_jax.parallel import DataParallel
+from ran_jax import configs
+from ran_jax.data import preprocess
+from ran_jax.training import checkpointing, recipes
+from ran_jax.training.parallel import DataParallel
+from ran_jax.training.state import check_config, create_train_state, learning_rate_fn
+from ran_jax.training.steps import compile_steps
 
 
 def _config(**overrides):
@@ -19,7 +23,7 @@ def _config(**overrides):
 
 
 def test_cosine_schedule_warms_up_linearly_then_decays_to_zero():
-    lr = train.learning_rate_fn(
+    lr = learning_rate_fn(
         _config(lr_schedule="cosine", learning_rate=0.4, warmup_steps=10, num_train_steps=110)
     )
     np.testing.assert_allclose([lr(0), lr(5), lr(10)], [0.0, 0.2, 0.4], atol=1e-7)
@@ -29,7 +33,7 @@ def test_cosine_schedule_warms_up_linearly_then_decays_to_zero():
 
 
 def test_the_paper_schedule_is_unchanged():
-    lr = train.learning_rate_fn(_config(lr_boundaries=(5, 8)))
+    lr = learning_rate_fn(_config(lr_boundaries=(5, 8)))
     np.testing.assert_allclose([lr(0), lr(5), lr(8)], [0.1, 0.01, 0.001], rtol=1e-6)
 
 
@@ -45,7 +49,7 @@ class _Tiny(nn.Module):
 @pytest.mark.parametrize("decay_all", [True, False])
 def test_weight_decay_spares_batchnorm_and_biases_when_asked(decay_all):
     config = _config(weight_decay=0.5, momentum=0.0, decay_norm_and_bias=decay_all)
-    state = train.create_train_state(config, _Tiny(), (2, 2, 1))
+    state = create_train_state(config, _Tiny(), (2, 2, 1))
     state = state.replace(params=jax.tree_util.tree_map(jnp.ones_like, state.params))
     zeros = jax.tree_util.tree_map(jnp.zeros_like, state.params)
     moved = jax.tree_util.tree_map(
@@ -100,7 +104,7 @@ def test_cutmix_pastes_a_box_and_weights_targets_by_the_pixels_kept():
 def test_random_erasing_fills_one_rectangle_with_noise_and_only_when_drawn():
     image = tf.zeros([32, 24, 3])
     erased = [
-        input_pipeline.random_erase(image, tf.constant([s, 0], tf.int64), 1.0).numpy()
+        preprocess.random_erase(image, tf.constant([s, 0], tf.int64), 1.0).numpy()
         for s in range(20)
     ]
     for e in erased:
@@ -109,17 +113,17 @@ def test_random_erasing_fills_one_rectangle_with_noise_and_only_when_drawn():
         assert area == len(rows)  # a full rectangle
         assert area <= 0.4 * 32 * 24 + 32 and area >= 1
     assert len({e.tobytes() for e in erased}) == 20  # a new one per key
-    again = input_pipeline.random_erase(image, tf.constant([3, 0], tf.int64), 1.0).numpy()
+    again = preprocess.random_erase(image, tf.constant([3, 0], tf.int64), 1.0).numpy()
     np.testing.assert_array_equal(again, erased[3])
-    never = input_pipeline.random_erase(image, tf.constant([3, 0], tf.int64), 0.0).numpy()
+    never = preprocess.random_erase(image, tf.constant([3, 0], tf.int64), 0.0).numpy()
     assert not never.any()
 
 
 def _step(config, model, batch, steps=1):
     """The host copies of the state before and after each of ``steps`` train steps."""
     dp = DataParallel("pmap", jax.devices()[:1])
-    state = dp.put_state(train.create_train_state(config, model, batch["image"].shape[1:]))
-    step, _ = train.compile_steps(config, dp)
+    state = dp.put_state(create_train_state(config, model, batch["image"].shape[1:]))
+    step, _ = compile_steps(config, dp)
     states = [jax.device_get(state)]
     for _ in range(steps):
         state, _ = step(state, dp.put_batch(batch))  # donates the previous state
@@ -188,7 +192,7 @@ def test_accumulated_micro_batches_give_the_update_of_the_whole_batch():
 )
 def test_bad_recipe_settings_are_refused(overrides, message):
     with pytest.raises(ValueError, match=message):
-        train.check_config(_config(**overrides), 1)
+        check_config(_config(**overrides), 1)
 
 
 def test_resuming_with_or_without_ema_is_reported_as_a_different_state():

@@ -1,4 +1,4 @@
-"""Reliability (README "Guarantees"): exact resume after SIGKILL, SIGTERM preemption,
+"""Reliability (docs/training.md, "Guarantees"): exact resume after SIGKILL, SIGTERM preemption,
 non-finite steps, checkpoint mismatch and corruption, bad input. Small enough for 2 cores:
 30 steps with a checkpoint every 10, and evaluation on 64 examples (eval_examples)."""
 
@@ -16,9 +16,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from ran_jax import configs, input_pipeline, train
+from helpers import ROOT
+from ran_jax import configs
+from ran_jax.data import input_pipeline
+from ran_jax.training import loop
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, EVERY = 30, 10
 EVAL_EXAMPLES = 64  # the evaluations stay on, on a slice of the test split
 
@@ -235,11 +237,11 @@ def test_a_different_model_is_refused_with_what_differs_and_nothing_written(setu
     config.model_overrides.widths = (2, 4, 2)
     config.num_train_steps = STEPS + 5
     with pytest.raises(
-        train.SetupError,
+        loop.SetupError,
         match=r"different model: model_overrides: .*widths.*"
         r"parameter shapes differ, e\.g\. .*Use a new --workdir",
     ):
-        train.train_and_evaluate(config, str(workdir))
+        loop.train_and_evaluate(config, str(workdir), input_pipeline)
     assert _listing(workdir) == before
 
 
@@ -258,7 +260,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(setup, referen
             f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
     config = _tiny_config(setup)
     config.num_train_steps = steps[-2] + 1
-    state = train.train_and_evaluate(config, str(workdir))
+    state = loop.train_and_evaluate(config, str(workdir), input_pipeline)
     assert int(state.step) == steps[-2] + 1  # resumed from the previous good step
     assert (workdir / "corrupt_checkpoints" / str(steps[-1])).is_dir()
 
@@ -270,7 +272,7 @@ def test_corrupt_saved_metrics_set_that_checkpoint_aside_too(setup, reference):
     (workdir / "checkpoints" / str(steps[-1]) / "metrics" / "metrics").write_text("{garb")
     config = _tiny_config(setup)
     config.num_train_steps = steps[-2] + 1
-    state = train.train_and_evaluate(config, str(workdir))
+    state = loop.train_and_evaluate(config, str(workdir), input_pipeline)
     assert int(state.step) == steps[-2] + 1  # resumed from the previous good step
     assert (workdir / "corrupt_checkpoints" / str(steps[-1])).is_dir()
 
@@ -283,8 +285,8 @@ def test_no_readable_checkpoint_stops_clearly(setup, reference):
             f.write_bytes(b"garbage")
     config = _tiny_config(setup)
     config.num_train_steps = STEPS + 1
-    with pytest.raises(train.SetupError, match="No checkpoint in .* can be read"):
-        train.train_and_evaluate(config, str(workdir))
+    with pytest.raises(loop.SetupError, match="No checkpoint in .* can be read"):
+        loop.train_and_evaluate(config, str(workdir), input_pipeline)
 
 
 BAD_STEP = 4
@@ -310,11 +312,11 @@ def test_non_finite_loss_stops_at_that_step_and_keeps_the_last_good_checkpoint(
     config = _tiny_config(setup)
     config.num_train_steps = 6
     with pytest.raises(
-        train.NonFiniteError,
+        loop.NonFiniteError,
         match=rf"Non-finite loss or gradient at step {BAD_STEP}; the last good checkpoint "
         rf"\(step {BAD_STEP - 1}\) is kept",
     ):
-        train.train_and_evaluate(config, str(tmp_path))
+        loop.train_and_evaluate(config, str(tmp_path), input_pipeline)
     assert _steps(tmp_path) == list(range(1, BAD_STEP))
 
 
@@ -326,7 +328,7 @@ def test_skip_nonfinite_counts_skipped_steps_and_keeps_parameters_finite(
     config.eval_every_steps = 6
     config.checkpoint_every_steps = 6  # one save: this test reads no checkpoint
     config.skip_nonfinite = True
-    state = train.train_and_evaluate(config, str(tmp_path))
+    state = loop.train_and_evaluate(config, str(tmp_path), input_pipeline)
     assert int(state.step) == 6 and int(state.nonfinite_steps) == 1
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree_util.tree_leaves(state.params))
     with open(tmp_path / "metrics.jsonl") as f:

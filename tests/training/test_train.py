@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def parallel_runs():
         JAX_DISABLE_MOST_OPTIMIZATIONS="0",
     )
     proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tests", "parallel_worker.py")],
+        [sys.executable, os.path.join(ROOT, "tests", "helpers", "parallel_worker.py")],
         capture_output=True,
         text=True,
         env=env,

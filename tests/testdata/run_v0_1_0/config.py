@@ -1,9 +1,12 @@
+"""The tiny run of tests/testdata/run_v0_1_0, written by ran_jax at commit 1277bc0."""
+
 from ran_jax import configs
 
 
-def get_config():
+def get_config(data_dir=None):
+    """The config that trained this run (4 steps); pass --config=config.py:DATA_DIR."""
     c = configs.base()
-    c.dataset, c.data_dir = "cluttered_digits", DATA_DIR
+    c.dataset, c.data_dir = "cluttered_digits", data_dir
     c.model_overrides.widths = (2, 2, 2)
     c.model_overrides.modules = (1, 0, 0)
     c.batch_size = 16

@@ -1,0 +1,143 @@
+"""Image operations of the input pipelines, apart from the streams (as big_vision's
+``pp/ops_image.py``): decoding, the paper's augmentations (section 4), evaluation views,
+normalisation and random erasing. Each takes and returns one image tensor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ran_jax.data.datasets import DATASETS
+from ran_jax.data.info import DatasetInfo
+from ran_jax.data.tf_runtime import tf
+
+CIFAR_PAD = 4  # Zero padding before the random crop (translation) of small images.
+EVAL_CROP_FRACTION = 0.875  # ImageNet eval: shorter side resized to image_size / 0.875.
+ERASE_AREA = (0.02, 0.4)  # random erasing: fraction of the image area erased,
+ERASE_ASPECT = (0.3, 1 / 0.3)  # and the rectangle's height/width ratio (Zhong et al.)
+
+
+def decode_small(image_bytes: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
+    """A CIFAR or cluttered digits PNG as uint8 [S, S, C]."""
+    image = tf.io.decode_png(image_bytes, channels=info.num_channels)
+    return tf.ensure_shape(image, [info.image_size, info.image_size, info.num_channels])
+
+
+def decode_any(image_bytes: tf.Tensor, channels: int) -> tf.Tensor:
+    """A JPEG, PNG, GIF (first frame) or BMP image as uint8 [H, W, channels]; grey-scale
+    images are repeated into RGB and alpha is dropped."""
+    image = tf.io.decode_image(image_bytes, channels=channels, expand_animations=False)
+    return tf.ensure_shape(image, [None, None, channels])
+
+
+def pad_and_crop(image: tf.Tensor, key: tf.Tensor, pad: int = CIFAR_PAD) -> tf.Tensor:
+    """Zero-pads ``pad`` pixels per side and takes a random crop of the original size."""
+    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+    return tf.image.stateless_random_crop(padded, tf.shape(image), seed=key)
+
+
+def random_resized_crop(
+    image_bytes: tf.Tensor, key: tf.Tensor, size: int, jpeg: bool = True
+) -> tf.Tensor:
+    """Inception-style crop of 8-100% of the area, aspect ratio 3/4-4/3, resized to size^2.
+
+    For JPEGs (``jpeg``) only the crop is decoded; other formats are decoded whole first.
+    After 10 failed draws the whole image is used. The resize is plain bilinear (as
+    Inception's preprocessing): anti-aliasing cost 60% of the time per image and made this
+    the limit of the step rate (``pipeline_benchmark.py``).
+    """
+    if jpeg:
+        shape = tf.io.extract_jpeg_shape(image_bytes)
+    else:
+        image = decode_any(image_bytes, 3)
+        shape = tf.shape(image)
+    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        shape,
+        bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
+        seed=key,
+        min_object_covered=0.0,  # The box is the whole image: area_range alone decides.
+        aspect_ratio_range=(3 / 4, 4 / 3),
+        area_range=(0.08, 1.0),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    if jpeg:
+        window = tf.stack([begin[0], begin[1], crop_size[0], crop_size[1]])
+        image = tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3)
+    else:
+        image = tf.slice(image, begin, crop_size)
+    return tf.image.resize(image, [size, size])
+
+
+def resize_and_centre_crop(image: tf.Tensor, size: int, crop_fraction: float) -> tf.Tensor:
+    """Evaluation view of a decoded image of any size: the shorter side resized to
+    ``size / crop_fraction`` (anti-aliased), then the central size^2 crop; float32 pixels."""
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = round(size / crop_fraction) / tf.reduce_min(shape)
+    image = tf.image.resize(image, tf.cast(tf.round(shape * scale), tf.int32), antialias=True)
+    return tf.image.resize_with_crop_or_pad(image, size, size)
+
+
+def normalise(image: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
+    """Pixels (0-255) to the network's input: scaled to [0, 1], then per-channel mean/std."""
+    mean, std = info.normalisation
+    return (tf.cast(image, tf.float32) / 255.0 - mean) / std
+
+
+def train_image(image_bytes: tf.Tensor, key: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
+    """Decoded, augmented (paper section 4) and normalised training image."""
+    crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
+    record = DATASETS[info.name]
+    if record.any_size:
+        image = random_resized_crop(image_bytes, crop_key, info.image_size, record.jpeg)
+    else:
+        image = pad_and_crop(decode_small(image_bytes, info), crop_key)
+    if record.flip:
+        image = tf.image.stateless_random_flip_left_right(image, flip_key)
+    return normalise(image, info)
+
+
+def random_erase(image: tf.Tensor, key: tf.Tensor, prob: float) -> tf.Tensor:
+    """With probability ``prob``, fills a random rectangle of a normalised image with
+    standard normal noise (random erasing, Zhong et al. 2020).
+
+    The rectangle covers ERASE_AREA of the image with a height/width ratio in ERASE_ASPECT
+    (log-uniform), clipped to the image where it does not fit, at a uniform position.
+    """
+    keys = tf.unstack(tf.random.experimental.stateless_split(key, 6))
+    shape = tf.shape(image)
+    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    area = tf.random.stateless_uniform([], keys[0], *ERASE_AREA) * height * width
+    log_aspect = tf.random.stateless_uniform([], keys[1], *np.log(ERASE_ASPECT))
+    erase_h = tf.clip_by_value(tf.round(tf.sqrt(area * tf.exp(log_aspect))), 1.0, height)
+    erase_w = tf.clip_by_value(tf.round(tf.sqrt(area / tf.exp(log_aspect))), 1.0, width)
+    top = tf.floor(tf.random.stateless_uniform([], keys[2]) * (height - erase_h + 1))
+    left = tf.floor(tf.random.stateless_uniform([], keys[3]) * (width - erase_w + 1))
+    rows = tf.range(height)[:, None]
+    cols = tf.range(width)[None, :]
+    inside = (rows >= top) & (rows < top + erase_h) & (cols >= left) & (cols < left + erase_w)
+    inside &= tf.random.stateless_uniform([], keys[4]) < prob
+    noise = tf.random.stateless_normal(shape, keys[5])
+    return tf.where(inside[:, :, None], noise, image)
+
+
+def eval_view(image: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
+    """A decoded uint8 image [H, W, C] of any size as the network sees it in evaluation.
+
+    Datasets of images of any size: shorter side to eval_image_size / 0.875, centre crop.
+    Fixed-size datasets: their own images pass unchanged; other sizes get the shorter side
+    resized to the dataset's size and the centre crop (what ``predict`` needs).
+    """
+    size = info.eval_image_size
+    if DATASETS[info.name].any_size:
+        image = resize_and_centre_crop(image, size, EVAL_CROP_FRACTION)
+    elif tuple(image.shape[:2]) != (size, size):
+        image = resize_and_centre_crop(image, size, 1.0)
+    return normalise(image, info)
+
+
+def eval_image(image_bytes: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
+    """An encoded evaluation example as the network sees it."""
+    if DATASETS[info.name].any_size:
+        return eval_view(decode_any(image_bytes, info.num_channels), info)
+    return eval_view(decode_small(image_bytes, info), info)

@@ -1,0 +1,1 @@
+"""The training layer: state, steps, loop, parallelism, checkpoints, metrics (paper section 4)."""

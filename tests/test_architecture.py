@@ -1,0 +1,158 @@
+"""The package's layering rules (docs/architecture.md), checked on every module's imports.
+
+Layers, lowest first: base (``configs``, ``checks``), ``models/``, ``data/``, ``analysis/``,
+``training/``, then the commands at the package root. A module imports only its own layer
+or lower ones, imports form no cycle, no library module imports a command, TensorFlow is
+imported only in ``data/`` (through ``data/tf_runtime.py``) and by ``export``, matplotlib only
+where pictures are drawn. The last test runs the core with TensorFlow unimportable.
+"""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import ROOT
+
+PACKAGE = Path(ROOT) / "ran_jax"
+LAYERS = {"base": 0, "models": 1, "data": 2, "analysis": 3, "training": 4, "commands": 5}
+BASE = {"ran_jax", "ran_jax.configs", "ran_jax.checks"}
+# Commands may import these data modules; TensorFlow enters through them.
+TENSORFLOW_MODULES = ("tensorflow", "tensorflow_datasets")
+TENSORFLOW_FREE_DATA = {"ran_jax.data", "ran_jax.data.info"}
+
+
+def _name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _layer(module: str) -> str:
+    if module in BASE:
+        return "base"
+    parts = module.split(".")
+    in_a_subpackage = len(parts) > 2 or MODULES[module].name == "__init__.py"
+    return parts[1] if in_a_subpackage else "commands"
+
+
+def _imports(module: str) -> set[str]:
+    """Every module ``module`` imports, anywhere in its body: ran_jax modules by full name,
+    others by their top-level package."""
+    tree = ast.parse(MODULES[module].read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{module}: relative import"
+            names = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
+        else:
+            continue
+        for name in names:
+            if name.startswith("ran_jax"):
+                while name not in MODULES:  # ran_jax.x.function -> ran_jax.x
+                    name = name.rpartition(".")[0]
+                found.add(name)
+            else:
+                found.add(name.split(".")[0])
+    found.discard(module)
+    return found
+
+
+GRAPH = {m: {i for i in _imports(m) if i in MODULES} for m in MODULES}
+
+
+def _closure(module: str) -> set[str]:
+    seen, todo = set(), [module]
+    while todo:
+        for child in GRAPH[todo.pop()] - seen:
+            seen.add(child)
+            todo.append(child)
+    return seen
+
+
+def test_every_module_sits_in_a_known_layer():
+    assert {_layer(m) for m in MODULES} == set(LAYERS)
+    assert {"ran_jax.main", "ran_jax.export", "ran_jax.benchmark"} <= {
+        m for m in MODULES if _layer(m) == "commands"
+    }
+
+
+def test_no_import_cycle():
+    cycles = sorted(m for m in MODULES if m in _closure(m))
+    assert cycles == [], f"modules on an import cycle: {cycles}"
+
+
+def test_a_module_imports_only_its_own_or_lower_layers():
+    upward = sorted(
+        f"{m} -> {i}" for m in MODULES for i in GRAPH[m] if LAYERS[_layer(i)] > LAYERS[_layer(m)]
+    )
+    assert upward == []
+
+
+def test_no_command_is_imported_by_another_module():
+    shared = {"ran_jax.cli"}
+    commands = {m for m in MODULES if _layer(m) == "commands"} - shared
+    importers = sorted(f"{m} -> {i}" for m in MODULES for i in GRAPH[m] & commands)
+    assert importers == []
+
+
+def test_tensorflow_only_in_data_and_export():
+    direct = sorted(m for m in MODULES if _imports(m) & set(TENSORFLOW_MODULES))
+    assert direct == ["ran_jax.data.tf_runtime"]  # which sets it up once, for all users
+    allowed = {m for m in MODULES if _layer(m) in ("data", "commands")} - TENSORFLOW_FREE_DATA
+    through = sorted(
+        m for m in MODULES if m not in allowed and "ran_jax.data.tf_runtime" in _closure(m)
+    )
+    assert through == [], "these import TensorFlow through data/; pass a data source instead"
+
+
+def test_matplotlib_only_where_pictures_are_drawn():
+    assert sorted(m for m in MODULES if "matplotlib" in _imports(m)) == [
+        "ran_jax.analysis.pictures"
+    ]
+
+
+def test_the_core_trains_and_benchmarks_with_tensorflow_unimportable(tmp_path):
+    """Models, analysis and training import, the training loop trains 2 steps on synthetic
+    data, and ``python -m ran_jax.benchmark`` runs, on a machine without TensorFlow."""
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "tests", "helpers", "without_tensorflow.py"),
+            str(tmp_path / "run"),
+            "--",
+            *("--model=cifar_attention56", "--steps=2", "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    *_, benchmark_line, summary_line = proc.stdout.strip().splitlines()
+    assert json.loads(summary_line)["trained_steps"] == 2
+    report = json.loads(benchmark_line)
+    assert report["model"] == "cifar_attention56" and report["images_per_second"] > 0
+    assert (tmp_path / "run" / "metrics.jsonl").exists()
+    assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["2"]
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _layer(m) == "commands"))
+def test_importing_a_command_defines_no_flag(module):
+    """Flags are defined once, by the command that runs (``cli`` holds the shared ones)."""
+    tree = ast.parse(MODULES[module].read_text())
+    top_level_calls = [
+        node
+        for node in tree.body
+        if isinstance(node, (ast.Expr, ast.Assign)) and "DEFINE" in ast.unparse(node)
+    ]
+    assert top_level_calls == []
