@@ -49,7 +49,7 @@ def _define_flags() -> None:
     flags.DEFINE_enum("mode", "train", ["train", "eval"], "Which step to time.")
     flags.DEFINE_integer("steps", 20, "Timed steps.")
     flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
-    flags.DEFINE_enum("parallelism", "pmap", ["pmap", "shard_map"], "Step launcher.")
+    flags.DEFINE_enum("parallelism", "shard_map", ["shard_map", "pmap"], "Step launcher.")
     flags.DEFINE_integer("devices", None, "Use the first N devices (default: all).")
     flags.DEFINE_bool("remat", False, "Recompute Attention Modules in the backward pass.")
     cli.define_json()
@@ -105,7 +105,7 @@ def run(
     mode: str = "train",
     steps: int = 20,
     warmup: int = 3,
-    parallelism: str = "pmap",
+    parallelism: str = "shard_map",
     devices: int | None = None,
     remat: bool = False,
     num_classes: int | None = None,

@@ -52,7 +52,9 @@ def base() -> ml_collections.ConfigDict:
 
     c.dtype = "float32"  # compute dtype: 'float32' or 'bfloat16'; parameters stay float32
     c.skip_nonfinite = False  # True: drop updates with a non-finite loss/gradient and count them
-    c.parallelism = "pmap"  # 'pmap' or 'shard_map': the same per-device step either way
+    # 'shard_map' or 'pmap': the same per-device step and numbers; docs/training.md says why
+    # shard_map is the default.
+    c.parallelism = "shard_map"
     c.seed = 0
 
     c.attention_images = 4  # mask pictures of this many eval images in TensorBoard; 0 = off

@@ -1,8 +1,8 @@
 """Two processes x 2 CPU devices train together like one process with 4 devices.
 
 Each process of the pair reads its own half of every global batch; the reference reads both
-halves in one process (tests/multiprocess_worker.py runs each of the three). The pair uses
-pmap, the default, whose replicated outputs are per-process arrays that checkpoints must
+halves in one process (tests/helpers/multiprocess_worker.py runs each of the three). The pair uses
+pmap, whose replicated outputs are per-process arrays that checkpoints must
 convert; the reference uses shard_map, which test_train.py shows equal to pmap.
 """
 
