@@ -37,7 +37,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
         flags.FLAGS.config.model  # noqa: B018 - loads the config file now, so its errors surface
         return args
     except flags.Error as e:
-        sys.exit(f"error: {e}\nPass --helpshort for the flags.")
+        sys.exit(f"error: {' '.join(str(e).split())} (--helpshort lists the flags)")
+    except SyntaxError as e:
+        sys.exit(f"error: bad --config: {e.msg} in {e.filename}, line {e.lineno}")
     except (OSError, AttributeError, KeyError, TypeError, ValueError) as e:
         message = str(e).strip("'\"").replace("\\n", " ").replace("\\'", "'").replace("\n", " ")
         sys.exit(f"error: bad --config: {' '.join(message.split())}")
@@ -70,6 +72,9 @@ def main(argv: list[str]) -> None:
         sys.exit(
             f"error: {e} Every checkpoint saved in {workdir} is kept; fix the data and re-run."
         )
+    except KeyboardInterrupt:  # before the loop's own Ctrl-C handling began
+        print("Interrupted before training started; nothing was saved.", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

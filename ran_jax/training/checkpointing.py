@@ -23,7 +23,12 @@ from jax.experimental import multihost_utils
 
 
 class CheckpointMismatchError(ValueError):
-    """The checkpoint in the workdir was made by a different model or input shape."""
+    """The checkpoint in the workdir was made by a different model or input shape, or (on
+    resume) by a run of another number of processes."""
+
+
+# The meta key of the number of processes that trained the state (absent: 1).
+PROCESSES = "processes"
 
 
 class NoReadableCheckpointError(RuntimeError):
@@ -126,7 +131,7 @@ def _differences(saved: dict, meta: dict) -> list[str]:
     diffs = [
         f"{key}: checkpoint has {saved.get(key)!r}, config gives {meta.get(key)!r}"
         for key in sorted(set(meta) | set(saved))
-        if key != "param_shapes" and saved.get(key) != meta.get(key)
+        if key not in ("param_shapes", PROCESSES) and saved.get(key) != meta.get(key)
     ]
     old, new = saved.get("param_shapes", {}), meta["param_shapes"]
     changed = sorted(set(old) ^ set(new)) + sorted(
@@ -160,6 +165,20 @@ def _check_meta(saved: dict, meta: dict, step: int, workdir: str) -> None:
         )
 
 
+def _check_processes(saved: dict, meta: dict, step: int, workdir: str) -> None:
+    """Resuming needs the process count that wrote the checkpoint: each process reads its own
+    part of the data, so another count would change the order of the examples. (Devices and
+    the parallelism mode may change: the global batch and its order stay the same.)"""
+    before, now = saved.get(PROCESSES, 1), meta.get(PROCESSES, 1)
+    if before != now:
+        raise CheckpointMismatchError(
+            f"The checkpoint of step {step} in {workdir} was written by a run of {before} "
+            f"process(es) and this run has {now}; each process reads its own part of the data, "
+            f"so the data order would change. Resume with {before} process(es), or train this "
+            "config in a new --workdir."
+        )
+
+
 def restore(mngr: ocp.CheckpointManager, step: int, abstract: Any, meta: dict, workdir: str) -> Any:
     """The state of checkpoint ``step``, laid out as ``abstract`` (shapes, dtypes, shardings).
 
@@ -187,6 +206,7 @@ def restore_latest(
             corrupt.append(step)
             continue
         _check_meta(saved, meta, step, workdir)
+        _check_processes(saved, meta, step, workdir)
         try:
             restored = _read_state(mngr, step, abstract)
         except Exception as e:  # noqa: BLE001

@@ -2,7 +2,8 @@
 
 ``train_and_evaluate`` builds the state, resumes from the latest checkpoint, runs the
 compiled steps (``steps``) on the batches of a data source, evaluates, checkpoints and logs,
-and stops cleanly on SIGTERM or a non-finite step. Extra evaluations (the attention-mask
+and stops cleanly on SIGTERM, Ctrl-C or a non-finite step. One run at a time holds a workdir
+(``workdir_lock``). Extra evaluations (the attention-mask
 pictures) come in as evaluator objects, as big_vision's train loop takes its evaluators.
 """
 
@@ -19,15 +20,17 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
-from ran_jax.data.info import DataSource
+from ran_jax.data.info import DatasetInfo, DataSource
 from ran_jax.models import ResidualAttentionNetwork
 from ran_jax.training import checkpointing, run_file
 from ran_jax.training.evaluation import evaluate
 from ran_jax.training.metric_writer import MetricWriter
-from ran_jax.training.parallel import prefetch, to_host
+from ran_jax.training.parallel import DataParallel, prefetch, to_host
 from ran_jax.training.state import TrainState, build, checkpoint_meta, create_train_state
 from ran_jax.training.steps import compile_steps
+from ran_jax.training.workdir_lock import WorkdirInUseError, WorkdirLock
 
 
 class Evaluator(Protocol):
@@ -61,17 +64,35 @@ def check_workdir(workdir: str) -> None:
 
 
 class _Preemption:
-    """Turns SIGTERM (the notice TPU VMs and schedulers send) into a flag the loop polls.
+    """Turns SIGTERM (the notice TPU VMs and schedulers send) and Ctrl-C (SIGINT) into a flag
+    the loop polls: the run saves the step it is at and stops.
 
-    With several processes, orbax's preemption sync point makes all of them agree on the
-    step to stop at (it needs ``jax.distributed``, which multi-process runs initialise).
+    After the first Ctrl-C, SIGINT gets its default action back, so a second one ends the
+    process at once, even inside a step; an interrupted save leaves only orbax's temporary
+    directory, and the last complete checkpoint stays. With several processes, orbax's
+    preemption sync point makes all of them agree on the step to stop at (it needs
+    ``jax.distributed``, which multi-process runs initialise); Ctrl-C keeps its default there.
     """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self) -> None:
         self._flag = threading.Event()
-        self._previous = None
+        self.name = ""
+        self._previous: dict[int, Any] = {}
         if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, lambda *_: self._flag.set())
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        del frame
+        self.name = self.name or ("Ctrl-C (SIGINT)" if signum == signal.SIGINT else "SIGTERM")
+        self._flag.set()
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            logging.warning(
+                "Ctrl-C: saving the current step, then stopping. Press Ctrl-C again to stop "
+                "at once (the last complete checkpoint is kept)."
+            )
 
     def reached(self, mngr: Any, step: int) -> bool:
         if jax.process_count() > 1:
@@ -79,8 +100,8 @@ class _Preemption:
         return self._flag.is_set()
 
     def close(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
 def _check_finite(state: TrainState, mngr: Any, skip: bool) -> None:
@@ -124,6 +145,39 @@ def train_and_evaluate(
         model, info, dp = build(config, data)
     except ValueError as e:
         raise SetupError(str(e)) from e
+    lock = _lock(workdir)
+    try:
+        return _train(config, workdir, data, evaluators, model, info, dp)
+    finally:
+        lock.release()
+
+
+def _lock(workdir: str) -> WorkdirLock:
+    """Process 0 takes the workdir's lock; every process learns whether it could."""
+    lock = WorkdirLock(workdir)
+    error = ""
+    if jax.process_index() == 0:
+        try:
+            lock.acquire()
+        except WorkdirInUseError as e:
+            error = str(e)
+    if jax.process_count() > 1:
+        refused = multihost_utils.broadcast_one_to_all(np.int32(bool(error)))
+        error = error or ("process 0 could not take the workdir" if refused else "")
+    if error:
+        raise SetupError(error)
+    return lock
+
+
+def _train(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    data: DataSource,
+    evaluators: Sequence[Evaluator],
+    model: ResidualAttentionNetwork,
+    info: DatasetInfo,
+    dp: DataParallel,
+) -> TrainState:
     image_shape = (info.image_size, info.image_size, info.num_channels)
     state = dp.put_state(create_train_state(config, model, image_shape))
     meta = checkpoint_meta(config, info.num_classes, image_shape, state.params)
@@ -219,8 +273,9 @@ def train_and_evaluate(
             if preempted:
                 mngr.wait_until_finished()
                 logging.warning(
-                    "SIGTERM received: saved the checkpoint of step %d in %s and stopped. "
+                    "%s received: saved the checkpoint of step %d in %s and stopped. "
                     "Re-run the same command to resume.",
+                    preemption.name or "Preempted",
                     step,
                     workdir,
                 )

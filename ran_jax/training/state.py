@@ -102,6 +102,7 @@ def make_model(
 def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
     """Rejects settings that cannot train, before anything is written."""
     check_choice("model", config.model, list_models())
+    get_model(config.model, 2, **config.model_overrides)  # overrides fail here, not after data
     for key in (
         "num_train_steps",
         "batch_size",
@@ -137,6 +138,8 @@ def checkpoint_meta(
     }
     if config.ema_decay:  # the state then holds EMA weights; absent key = none (older runs)
         meta["ema"] = True
+    if jax.process_count() > 1:  # absent = 1 (older runs too); checked on resume only
+        meta[checkpointing.PROCESSES] = jax.process_count()
     return json.loads(json.dumps(meta))
 
 

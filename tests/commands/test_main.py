@@ -106,6 +106,8 @@ def test_missing_dataset_fails_at_start_and_writes_nothing(tmp_path):
         (["--config.dataset=image_folder:/no/such"], 1, "Image folder /no/such does not exist"),
         (["--config.batch_size=3"], 2, "batch_size=3 is not divisible by the 2 devices"),
         (["--config.batch_sise=3"], 1, "bad --config: 'batch_sise' Did you mean \"batch_size\""),
+        (["--config.learning_rate=abc"], 1, "--config.learning_rate=abc: could not convert"),
+        (["--config.model_overrides.widths=(8,8)"], 1, "widths needs one value per stage (4)"),
     ],
 )
 def test_bad_settings_fail_with_one_line_and_write_nothing(tmp_path, args, devices, message):
@@ -115,7 +117,18 @@ def test_bad_settings_fail_with_one_line_and_write_nothing(tmp_path, args, devic
     )
     assert proc.returncode != 0
     assert message in proc.stderr and "Traceback" not in proc.stderr
+    (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert message in line  # one line says it all
     assert not workdir.exists()
+
+
+def test_a_config_file_with_a_syntax_error_fails_with_one_line(tmp_path):
+    config = tmp_path / "broken.py"
+    config.write_text("def get_config(:\n    pass\n")
+    proc = _run_main(f"--config={config}", f"--workdir={tmp_path / 'work'}")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"error: bad --config: invalid syntax in {config}, line 1" in proc.stderr
+    assert not (tmp_path / "work").exists()
 
 
 def test_unknown_config_file_fails_with_one_line(tmp_path):

@@ -1,6 +1,7 @@
 """Reliability (docs/training.md, "Guarantees"): exact resume after SIGKILL, SIGTERM preemption,
-non-finite steps, checkpoint mismatch and corruption, bad input. Small enough for 2 cores:
-30 steps with a checkpoint every 10, and evaluation on 64 examples (eval_examples)."""
+Ctrl-C, two runs on one workdir, resuming on other devices, non-finite steps, checkpoint
+mismatch and corruption, bad input. Small enough for 2 cores: 30 steps with a checkpoint every
+10, and evaluation on 64 examples (eval_examples)."""
 
 import json
 import os
@@ -19,7 +20,8 @@ import pytest
 from helpers import ROOT
 from ran_jax import configs
 from ran_jax.data import input_pipeline
-from ran_jax.training import loop
+from ran_jax.training import checkpointing, loop
+from ran_jax.training.checkpointing import CheckpointMismatchError
 
 STEPS, EVERY = 30, 10
 EVAL_EXAMPLES = 64  # the evaluations stay on, on a slice of the test split
@@ -67,7 +69,7 @@ def _env():
     return dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")  # with conftest's XLA cache
 
 
-def _start(setup, workdir, *extra):
+def _start(setup, workdir, *extra, env=None, stderr=subprocess.PIPE):
     cmd = [
         sys.executable,
         "-m",
@@ -79,15 +81,15 @@ def _start(setup, workdir, *extra):
     return subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
-        env=_env(),
+        env=env or _env(),
         cwd=ROOT,
     )
 
 
-def _run(setup, workdir, *extra):
-    proc = _start(setup, workdir, *extra)
+def _run(setup, workdir, *extra, env=None):
+    proc = _start(setup, workdir, *extra, env=env)
     out, err = proc.communicate(timeout=600)
     return proc.returncode, err
 
@@ -200,6 +202,7 @@ def test_sigkill_at_a_random_step_then_rerun_is_bit_identical(interrupted, refer
     rc, err = interrupted["second"]  # the rerun, which ends at SIGTERM (exit status 0)
     assert rc == 0, err[-2000:]
     assert f"Resumed from the checkpoint of step {max(killed_at)}" in err
+    assert "the run that held it" in err and "is gone" in err  # its stale lock, taken over
     _assert_identical(interrupted["workdir"], reference)
 
 
@@ -334,3 +337,98 @@ def test_skip_nonfinite_counts_skipped_steps_and_keeps_parameters_finite(
     with open(tmp_path / "metrics.jsonl") as f:
         counts = [json.loads(line).get("nonfinite_steps") for line in f]
     assert [c for c in counts if c is not None] == [0, 0, 0, 1, 1, 1]
+
+
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+def test_a_second_run_is_refused_and_ctrl_c_saves_then_a_second_ctrl_c_stops_at_once(
+    setup, tmp_path
+):
+    """A run holds its workdir: the same command started again is refused at once, naming it,
+    and writes nothing. Ctrl-C saves the current step and exits 0; a second Ctrl-C, while the
+    run saves and stops, ends it at once; the last complete checkpoint resumes."""
+    workdir = setup["base"] / "held"
+    endless = f"--config.num_train_steps={100 * STEPS}"
+    logs = [tmp_path / "first.log", tmp_path / "again.log"]  # files: long runs fill a pipe
+    with open(logs[0], "w") as log:
+        first = _start(setup, workdir, endless, stderr=log)
+    _wait_for_first_checkpoint(first, workdir, EVERY + 2)
+    before = sorted(p.name for p in workdir.iterdir())
+    holder = json.loads((workdir / "lock.json").read_text())
+
+    rc, err = _run(setup, workdir, endless)
+    assert rc != 0 and "Traceback" not in err
+    (line,) = _error_lines(err)
+    assert f"is in use by another training run: pid {first.pid} on this host" in line
+    assert holder["pid"] == first.pid and holder["host"] in line
+    assert sorted(p.name for p in workdir.iterdir()) == before
+    assert json.loads((workdir / "lock.json").read_text()) == holder
+
+    first.send_signal(signal.SIGINT)
+    first.communicate(timeout=120)
+    err = logs[0].read_text()
+    assert first.returncode == 0 and "Traceback" not in err, err[-2000:]
+    saved = max(_steps(workdir))
+    assert f"Ctrl-C (SIGINT) received: saved the checkpoint of step {saved}" in err
+    assert not (workdir / "lock.json").exists()
+
+    with open(logs[1], "w") as log:
+        again = _start(setup, workdir, endless, stderr=log)
+    _wait_for_first_checkpoint(again, workdir, saved + 2)
+    again.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 60
+    while "Press Ctrl-C again" not in logs[1].read_text():
+        assert again.poll() is None and time.monotonic() < deadline, "no Ctrl-C message"
+        time.sleep(0.01)
+    again.send_signal(signal.SIGINT)
+    again.wait(timeout=10)  # at once, not after the save and shutdown
+    assert again.returncode == -signal.SIGINT
+
+    complete = max(_steps(workdir))
+    rc, err = _run(setup, workdir, f"--config.num_train_steps={complete + 2}")
+    assert rc == 0, err[-2000:]
+    assert f"Resumed from the checkpoint of step {complete}" in err
+    assert "the run that held it" in err  # the lock the killed run left is taken over
+
+
+def _loss_by_step(workdir) -> dict[int, float]:
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return {m["step"]: m["train_loss"] for m in map(json.loads, f) if "train_loss" in m}
+
+
+def test_a_run_resumes_on_other_device_counts_and_modes_with_the_same_losses(setup):
+    """Started on 1 device (shard_map), resumed at step 2 on 2 devices under pmap: the same
+    global batches, so the same losses as the uninterrupted run within the 1-vs-8-device
+    tolerance (tests/training/test_train.py). (test_old_runs.py resumes pmap checkpoints
+    under shard_map.)"""
+    four = ["--config.num_train_steps=4", "--config.checkpoint_every_steps=2"]
+    # Compiled as users run it: without XLA's optimisations, 1 and 8 devices differ by 3e-4.
+    env = dict(_env(), JAX_DISABLE_MOST_OPTIMIZATIONS="0")
+    reference = setup["base"] / "one_device"
+    rc, err = _run(setup, reference, *four, "--config.keep_checkpoints=5", env=env)
+    assert rc == 0, err[-2000:]
+    expected = _loss_by_step(reference)
+    for devices, mode in ((2, "pmap"),):
+        workdir = setup["base"] / f"resumed_{devices}_{mode}"
+        shutil.copytree(reference, workdir)
+        shutil.rmtree(workdir / "checkpoints" / "4")  # as if it had stopped at step 2
+        flags = (*four, f"--config.parallelism={mode}")
+        xla = f"--xla_force_host_platform_device_count={devices}"
+        rc, err = _run(setup, workdir, *flags, env=dict(env, XLA_FLAGS=xla))
+        assert rc == 0, err[-2000:]
+        assert "Resumed from the checkpoint of step 2" in err and f"{devices} devices" in err
+        got = _loss_by_step(workdir)
+        assert sorted(got) == [1, 2, 3, 4]
+        np.testing.assert_allclose(
+            [got[3], got[4]], [expected[3], expected[4]], rtol=1e-5, err_msg=f"{devices} {mode}"
+        )
+
+
+def test_resuming_with_another_number_of_processes_is_refused():
+    saved = {"model": "m", "processes": 2}
+    with pytest.raises(CheckpointMismatchError, match=r"written by a run of 2 process\(es\)"):
+        checkpointing._check_processes(saved, {"model": "m"}, 10, "DIR")
+    checkpointing._check_processes({"model": "m"}, {"model": "m"}, 10, "DIR")  # 1 and 1
+    assert checkpointing._differences(saved, {"model": "m"}) == []  # evaluation may load it
