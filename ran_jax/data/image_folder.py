@@ -5,10 +5,13 @@ The layout is the one of ``tfds.ImageFolder``, which reads it::
     ROOT/train/<class name>/*.jpg|*.jpeg|*.png
     ROOT/test/<class name>/*.jpg|*.jpeg|*.png
 
-Any number of classes (the sorted class folder names of both splits), RGB or grey-scale
-images of any size. ``check_layout`` rejects a missing, empty or malformed tree before
-training starts, with one line naming the path at fault; it also reads the first bytes of
-every image, so a file that is not a JPEG or PNG at all is caught then, not hours later.
+Any number of classes (the sorted class folder names of both splits), images of any size.
+``check_layout`` rejects a missing, empty or malformed tree before training starts, with one
+line naming the path at fault. It also reads the header of every image, so a file that is
+not a JPEG, PNG, GIF or BMP at all is caught then, not hours later, and it finds the files
+TensorFlow would read unlike an image viewer (EXIF-rotated photos, CMYK JPEGs, palette BMPs:
+``pillow_decode``). The stream reads those through Pillow and all others as before,
+TensorFlow decoding the file's bytes, so images are read as ``predict`` reads them.
 """
 
 from __future__ import annotations
@@ -16,13 +19,12 @@ from __future__ import annotations
 import functools
 import os
 
-from ran_jax.data.tf_runtime import tfds
+from ran_jax.data import pillow_decode
+from ran_jax.data.tf_runtime import tf, tfds
 
 NAME = "image_folder"
 SPLITS = ("train", "test")
 EXTENSIONS = (".jpg", ".jpeg", ".png")  # what tfds.ImageFolder lists
-# Leading bytes of the formats tf.io.decode_image reads, whatever the file's extension says.
-_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 
 
 class LayoutError(ValueError):
@@ -33,22 +35,21 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(EXTENSIONS)
 
 
-def _check_readable(path: str) -> None:
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if not head.startswith(_SIGNATURES):
-        raise LayoutError(
-            f"{path} is not a JPEG or PNG image (it starts with {head!r}); "
-            "remove it or replace it with a valid image."
-        )
+def _needs_pillow(path: str) -> bool:
+    try:
+        return pillow_decode.needs_pillow(path)
+    except pillow_decode.UnreadableImageError as e:
+        raise LayoutError(f"{e} Remove it or replace it with a valid image.") from e
 
 
-def check_layout(root: str) -> None:
-    """Raises ``LayoutError`` naming the path at fault unless ``root`` is a usable tree."""
+def check_layout(root: str) -> frozenset[str]:
+    """Raises ``LayoutError`` naming the path at fault unless ``root`` is a usable tree;
+    returns the images to read through Pillow (``pillow_decode.needs_pillow``)."""
     hint = f"expected {root}/train/<class>/*.jpg|png and {root}/test/<class>/*.jpg|png"
     if not os.path.isdir(root):
         raise LayoutError(f"Image folder {root} does not exist or is not a directory; {hint}.")
     classes: dict[str, list[str]] = {}
+    through_pillow = set()
     for split in SPLITS:
         split_dir = os.path.join(root, split)
         if not os.path.isdir(split_dir):
@@ -72,18 +73,59 @@ def check_layout(root: str) -> None:
                     "add images or remove the folder."
                 )
             for image in images:
-                _check_readable(os.path.join(class_dir, image))
+                path = os.path.join(class_dir, image)
+                if _needs_pillow(path):
+                    through_pillow.add(path)
     unknown = sorted(set(classes["test"]) - set(classes["train"]))
     if unknown:
         raise LayoutError(
             f"Test class {unknown[0]!r} ({os.path.join(root, 'test', unknown[0])}) has no "
             f"training images in {os.path.join(root, 'train')}/; every test class needs some."
         )
+    return frozenset(through_pillow)
+
+
+class Folder(tfds.ImageFolder):
+    """``tfds.ImageFolder`` that hands over, for each file TensorFlow would misread, a
+    reference for Pillow in place of its bytes (``pillow_decode.MAGIC`` and the path). Read
+    it with ``decoders={"image": tfds.decode.SkipDecoding()}`` and decode the images with
+    ``preprocess.decode_any``, as the input pipeline does."""
+
+    def __init__(self, root: str, through_pillow: frozenset[str]):
+        super().__init__(root)
+        self.through_pillow = through_pillow
+
+    def files(self, split: str) -> list[str]:
+        """The image files of ``split``, in the order of its examples."""
+        return [example.image_path for example in self._split_examples[split]]
+
+    def _as_dataset(self, split, shuffle_files=False, decoders=None, read_config=None):
+        """``tfds.ImageFolder._as_dataset``, with references to the ``through_pillow`` files."""
+        del read_config
+        if split not in self.info.splits.keys():
+            raise ValueError(f"Unrecognized split {split}; splits: {list(self.info.splits)}.")
+        paths = self.files(split)
+        label = self.info.features["label"]
+        labels = [label.str2int(example.label) for example in self._split_examples[split]]
+        pillow = [path in self.through_pillow for path in paths]
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels, pillow))
+        if shuffle_files:
+            ds = ds.shuffle(len(paths))
+
+        def load(path: tf.Tensor, label: tf.Tensor, pillow: tf.Tensor) -> dict:
+            image = tf.cond(
+                pillow,
+                lambda: tf.strings.join([pillow_decode.MAGIC, path]),
+                lambda: tf.io.read_file(path),
+            )
+            example = {"image": image, "label": tf.cast(label, tf.int64), "image/filename": path}
+            return self.info.features.decode_example(example, decoders=decoders)
+
+        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 @functools.lru_cache(maxsize=8)
-def builder(root: str) -> tfds.ImageFolder:
-    """The checked ``tfds.ImageFolder`` of ``root`` (checked and listed once per process)."""
+def builder(root: str) -> Folder:
+    """The checked image folder of ``root`` (checked and listed once per process)."""
     root = os.path.abspath(os.path.expanduser(root))
-    check_layout(root)
-    return tfds.ImageFolder(root)
+    return Folder(root, check_layout(root))

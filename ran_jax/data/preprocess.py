@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ran_jax.data import pillow_decode
 from ran_jax.data.datasets import DATASETS
 from ran_jax.data.info import DatasetInfo
 from ran_jax.data.tf_runtime import tf
@@ -25,8 +26,24 @@ def decode_small(image_bytes: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
 
 def decode_any(image_bytes: tf.Tensor, channels: int) -> tf.Tensor:
     """A JPEG, PNG, GIF (first frame) or BMP image as uint8 [H, W, channels]; grey-scale
-    images are repeated into RGB and alpha is dropped."""
-    image = tf.io.decode_image(image_bytes, channels=channels, expand_animations=False)
+    images are repeated into RGB and alpha is dropped.
+
+    TensorFlow decodes the bytes of files it reads as an image viewer does. In their place,
+    image folders hand over a reference to each file it would misread
+    (``pillow_decode.MAGIC`` and the path), which Pillow decodes.
+    """
+    magic = pillow_decode.MAGIC
+
+    def by_pillow() -> tf.Tensor:
+        return tf.numpy_function(
+            pillow_decode.pixels_of_reference, [image_bytes, channels], tf.uint8, stateful=False
+        )
+
+    def by_tensorflow() -> tf.Tensor:
+        return tf.io.decode_image(image_bytes, channels=channels, expand_animations=False)
+
+    is_reference = tf.equal(tf.strings.substr(image_bytes, 0, len(magic)), magic)
+    image = tf.cond(is_reference, by_pillow, by_tensorflow)
     return tf.ensure_shape(image, [None, None, channels])
 
 

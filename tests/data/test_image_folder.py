@@ -2,7 +2,6 @@
 
 import shutil
 
-import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,30 +13,13 @@ from ran_jax.data.datasets import IMAGENET_NORMALISATION
 from ran_jax.data.info import DatasetInfo
 
 
-def _config(root, **overrides) -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict(
-        dict(
-            dataset=f"image_folder:{root}",
-            data_dir=None,
-            batch_size=4,
-            image_size=32,
-            eval_image_size=None,
-            seed=0,
-            label_noise=0.0,
-            shuffle_buffer=64,
-        )
-    )
-    config.update(overrides)
-    return config
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     return folder_images.make(tmp_path_factory.mktemp("folder") / "root")
 
 
 def test_info_lists_sorted_classes_and_split_sizes(root):
-    info = ip.dataset_info(_config(root, eval_image_size=40))
+    info = ip.dataset_info(folder_images.config(root, eval_image_size=40))
     assert info == DatasetInfo(
         "image_folder",
         3,
@@ -55,7 +37,7 @@ def test_info_lists_sorted_classes_and_split_sizes(root):
 
 
 def test_batches_are_rgb_at_the_train_and_eval_sizes_and_every_test_image_is_seen(root):
-    config = _config(root, eval_image_size=40)
+    config = folder_images.config(root, eval_image_size=40)
     train = next(ip.train_batches(config))
     assert train["image"].shape == (4, 32, 32, 3) and np.isfinite(train["image"]).all()
     assert set(train["label"]) <= {0, 1, 2}
@@ -68,7 +50,7 @@ def test_batches_are_rgb_at_the_train_and_eval_sizes_and_every_test_image_is_see
 
 
 def test_grey_scale_images_become_three_equal_channels(root):
-    info = ip.dataset_info(_config(root))
+    info = ip.dataset_info(folder_images.config(root))
     grey = np.full((30, 50, 1), 77, np.uint8)
     view = preprocess.eval_view(preprocess.decode_any(tf.io.encode_png(grey), 3), info).numpy()
     mean, std = IMAGENET_NORMALISATION
@@ -90,7 +72,10 @@ def _broken(root, tmp_path, change):
         (lambda r: (shutil.rmtree(r / "test"), r)[1], "has no test/ directory"),
         (lambda r: ((r / "train" / "x.png").write_bytes(b""), r)[1], "not inside a class folder"),
         (lambda r: ((r / "train" / "empty").mkdir(), r)[1], "holds no .jpg, .jpeg or .png"),
-        (lambda r: ((r / "train" / "bars" / "7.png").write_text("text"), r)[1], "is not a JPEG"),
+        (
+            lambda r: ((r / "train" / "bars" / "7.png").write_text("text"), r)[1],
+            "is not a JPEG, PNG, GIF or BMP file",
+        ),
         (
             lambda r: (shutil.copytree(r / "test" / "ring", r / "test" / "zebra"), r)[1],
             "Test class 'zebra'",
@@ -100,7 +85,7 @@ def _broken(root, tmp_path, change):
 def test_a_malformed_folder_is_one_error_naming_the_path(root, tmp_path, change, message):
     bad = _broken(root, tmp_path, change)
     with pytest.raises(image_folder.LayoutError, match=message) as error:
-        ip.dataset_info(_config(bad))
+        ip.dataset_info(folder_images.config(bad))
     text = str(error.value)
     assert str(tmp_path / "copy") in text and "\n" not in text
 

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import ml_collections
 import numpy as np
 import tensorflow as tf
 
@@ -36,3 +37,21 @@ def make(root: Path, train_per_class: int = 6, test_per_class: int = 2, seed: in
                     data, suffix = tf.io.encode_png(image), "png"
                 (folder / f"{i}.{suffix}").write_bytes(data.numpy())
     return root
+
+
+def config(root: Path, **overrides) -> ml_collections.ConfigDict:
+    """What the input pipeline reads of a config, for the image folder at ``root``."""
+    c = ml_collections.ConfigDict(
+        dict(
+            dataset=f"image_folder:{root}",
+            data_dir=None,
+            batch_size=4,
+            image_size=32,
+            eval_image_size=None,
+            seed=0,
+            label_noise=0.0,
+            shuffle_buffer=64,
+        )
+    )
+    c.update(overrides)
+    return c
