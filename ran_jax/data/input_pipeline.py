@@ -16,13 +16,13 @@ uninterrupted run yields from its k-th on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import jax
 import ml_collections
 import numpy as np
 
-from ran_jax.data import builders, preprocess
+from ran_jax.data import builders, image_files, image_folder, preprocess
 from ran_jax.data.info import DataReadError, DatasetInfo
 from ran_jax.data.tf_runtime import tf, tfds
 
@@ -35,12 +35,41 @@ def dataset_info(config: ml_collections.ConfigDict) -> DatasetInfo:
     return builders.describe(config, builders.builder(config))
 
 
-def _reading(dataset: str, batches: Iterator[dict]) -> Iterator[dict]:
-    """``batches``, with a failed read (a damaged image file) as one ``DataReadError``."""
+def _reading(
+    dataset: str,
+    batches: Iterator[dict],
+    damaged_file: Callable[[int], str | None] = lambda n: None,
+) -> Iterator[dict]:
+    """``batches``, with a failed read (a damaged image file) as one ``DataReadError``,
+    which names the file where ``damaged_file(n)`` finds it in the n-th batch (from 0)."""
+    n = 0
     try:
-        yield from batches
+        for batch in batches:
+            yield batch
+            n += 1
     except tf.errors.OpError as e:
-        raise DataReadError(f"reading {dataset} failed: {e.message.splitlines()[0]}") from e
+        why = damaged_file(n) or e.message.splitlines()[0]
+        raise DataReadError(f"reading {dataset} failed: {why}") from e
+
+
+def _damaged_file(
+    builder: tfds.core.DatasetBuilder, split: str, info: DatasetInfo, indices: Iterable[int]
+) -> str | None:
+    """Why the first unreadable image among examples ``indices`` of ``split`` cannot be read,
+    in one line naming its file; None where there is none or the builder names no files.
+
+    A stream stops at the batch that holds a damaged example (tf.data keeps errors in order),
+    so its examples are the only ones to read again.
+    """
+    if not isinstance(builder, image_folder.Folder):
+        return None
+    files = builder.files(split)
+    for index in indices:
+        try:
+            image_files.read_image(files[index], info.num_channels)
+        except ValueError as e:
+            return str(e)
+    return None
 
 
 def _this_process() -> tuple[int, int]:
@@ -145,12 +174,23 @@ def train_batches(
     examples = _read(builder, info.train_split, start, stop, config.get("cache", False))
     first_epoch, skip = divmod(start_step * batch_size, stop - start)
 
-    def shuffled_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
-        seed = tf.random.stateless_uniform(
-            [], _key(config.seed, _SHUFFLE, epoch), minval=None, maxval=None, dtype=tf.int64
-        )
-        shuffled = examples.shuffle(config.shuffle_buffer, seed, reshuffle_each_iteration=False)
-        return shuffled.map(lambda index, image, label: (epoch, index, image, label))
+    def epochs(examples: tf.data.Dataset) -> tf.data.Dataset:
+        """(epoch, *example) from epoch ``first_epoch`` on, each a fixed shuffle of
+        ``examples``; their order depends on the seed and their number only."""
+
+        def shuffled_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+            seed = tf.random.stateless_uniform(
+                [], _key(config.seed, _SHUFFLE, epoch), minval=None, maxval=None, dtype=tf.int64
+            )
+            shuffled = examples.shuffle(config.shuffle_buffer, seed, reshuffle_each_iteration=False)
+            return shuffled.map(lambda *example: (epoch, *example))
+
+        return tf.data.Dataset.counter(first_epoch).flat_map(shuffled_epoch).skip(skip)
+
+    def damaged_file(n: int) -> str | None:
+        order = epochs(tf.data.Dataset.range(start, stop)).skip(n * batch_size)
+        indices = (int(index) for _, index in order.take(batch_size).as_numpy_iterator())
+        return _damaged_file(builder, info.train_split, info, indices)
 
     def prepare(
         epoch: tf.Tensor, index: tf.Tensor, image: tf.Tensor, label: tf.Tensor
@@ -169,10 +209,10 @@ def train_batches(
             )
         return {"image": image, "label": tf.cast(label, tf.int32)}
 
-    ds = tf.data.Dataset.counter(first_epoch).flat_map(shuffled_epoch).skip(skip)
-    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = epochs(examples).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-    return _reading(config.dataset, ds.with_options(_options()).as_numpy_iterator())
+    batches = ds.with_options(_options()).as_numpy_iterator()
+    return _reading(config.dataset, batches, damaged_file)
 
 
 def eval_batches(config: ml_collections.ConfigDict) -> Iterator[dict[str, np.ndarray]]:
@@ -211,4 +251,10 @@ def eval_batches(config: ml_collections.ConfigDict) -> Iterator[dict[str, np.nda
         num_batches * batch_size - (stop - start)
     )
     ds = ds.concatenate(padding).batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    return _reading(config.dataset, ds.with_options(_options()).as_numpy_iterator())
+
+    def damaged_file(n: int) -> str | None:
+        indices = range(start + n * batch_size, min(start + (n + 1) * batch_size, stop))
+        return _damaged_file(builder, info.eval_split, info, indices)
+
+    batches = ds.with_options(_options()).as_numpy_iterator()
+    return _reading(config.dataset, batches, damaged_file)
