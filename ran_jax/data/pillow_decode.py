@@ -3,9 +3,9 @@
 TensorFlow decodes plain JPEGs and every PNG as a viewer does, and the pipelines keep it for
 them (fast, and bit-identical to what trained networks saw). It does not apply EXIF
 orientation, reads the indices of 8-bit palette BMPs as grey levels, refuses 1- and 4-bit
-BMPs and BMPs for grey-scale networks, and converts CMYK JPEGs with its own arithmetic. ``needs_pillow``
-finds such files from their header alone (no pixel is decoded); ``pixels`` decodes them with
-Pillow, the reference decoder.
+BMPs and BMPs for grey-scale networks, and converts CMYK JPEGs with its own arithmetic.
+``needs_pillow`` finds such files from their header alone (no pixel is decoded); ``pixels``
+decodes them with Pillow, the reference decoder.
 
 How ``pixels`` reads what it is given:
 
