@@ -34,8 +34,9 @@ def get_config():
 """
 
 
-def env():
-    return dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")  # with conftest's XLA cache
+def command_env() -> dict:
+    """The environment of the runs: this checkout first, CPU only, conftest's XLA cache."""
+    return dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
 
 
 def start(setup, workdir, *extra, env=None, stderr=subprocess.PIPE):
@@ -52,7 +53,7 @@ def start(setup, workdir, *extra, env=None, stderr=subprocess.PIPE):
         stdout=subprocess.PIPE,
         stderr=stderr,
         text=True,
-        env=env or env(),
+        env=env or command_env(),
         cwd=ROOT,
     )
 
