@@ -16,12 +16,15 @@ def base() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.model = "cifar_attention56"
     c.model_overrides = ml_collections.ConfigDict()  # e.g. attention='naive' (ablations)
-    c.dataset = "cifar10"  # a tfds name, or "image_folder:ROOT" for your own images
+    # cifar10, cifar100, imagenet2012, tiny_imagenet, cluttered_digits, "image_folder:ROOT"
+    # (your own images) or "tfds:NAME" (any tfds image-classification data set)
+    c.dataset = "cifar10"
     c.data_dir = ml_collections.config_dict.placeholder(str)  # tfds data_dir; None = default
     c.download = True  # let tfds download CIFAR when it is missing (ImageNet never is)
     c.image_size = 32  # training crop of ImageNet and image folders; others: native size
     # Evaluation input side of ImageNet and image folders; None = image_size.
     c.eval_image_size = ml_collections.config_dict.placeholder(int)
+    c.train_split = ml_collections.config_dict.placeholder(str)  # None = the dataset's train split
     c.eval_split = ml_collections.config_dict.placeholder(str)  # None = the dataset's test split
     # Evaluate on the first N examples of eval_split only (quick checks); None = all of it.
     c.eval_examples = ml_collections.config_dict.placeholder(int)

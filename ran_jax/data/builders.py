@@ -14,6 +14,7 @@ import threading
 import ml_collections
 from absl import logging
 
+from ran_jax.data import catalogue
 from ran_jax.data.datasets import Dataset, lookup
 from ran_jax.data.info import DataNotFoundError, DatasetInfo
 from ran_jax.data.tf_runtime import tfds
@@ -27,6 +28,12 @@ def _not_prepared_message(record: Dataset, builder: tfds.core.DatasetBuilder, wh
     manual_dir = root / "downloads" / "manual"
     build = f"tfds build {name} --data_dir={root} --manual_dir={manual_dir}"
     archives = " and ".join(record.manual_archives)
+    if not archives:  # tfds:NAME
+        return (
+            f"Dataset '{name}' is not prepared in data_dir {root} and {why}. Either copy a "
+            f"prepared tfds folder to {builder.data_dir}/, or run `{build}` where it can be "
+            f"downloaded (data sets that need manual archives say which in `tfds build`)."
+        )
     return (
         f"Dataset '{name}' is not prepared in data_dir {root} and {why}. Either copy a "
         f"prepared tfds folder to {builder.data_dir}/, or place {archives} in the manual dir "
@@ -82,7 +89,7 @@ def builder(config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
     """The prepared tfds builder of ``config.dataset``, downloading it if allowed."""
     record, argument = lookup(config.dataset)
     builder = record.builder(argument, config.data_dir)
-    if record.make_builder is None and not builder.is_prepared():  # ours come ready
+    if not record.prepares_itself and not builder.is_prepared():
         _download(record, builder, allowed=config.get("download", True))
     return builder
 
@@ -90,7 +97,14 @@ def builder(config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
 def describe(config: ml_collections.ConfigDict, builder: tfds.core.DatasetBuilder) -> DatasetInfo:
     """The ``DatasetInfo`` of ``config.dataset`` read from its prepared builder."""
     record, _ = lookup(config.dataset)
-    train_split, eval_split = record.splits
+    image_key, label_key = catalogue.feature_keys(builder)
+    if record.from_data:
+        train_split, eval_split = catalogue.default_splits(builder)
+        any_size, jpeg, flip = catalogue.augmentation(builder)
+    else:
+        (train_split, eval_split), any_size = record.splits, record.any_size
+        jpeg, flip = record.jpeg, record.flip
+    train_split = config.get("train_split") or train_split
     eval_split = config.get("eval_split") or eval_split
     features, splits = builder.info.features, builder.info.splits
     for split in (train_split, eval_split):
@@ -99,13 +113,14 @@ def describe(config: ml_collections.ConfigDict, builder: tfds.core.DatasetBuilde
                 f"{config.dataset} has no split {split!r}; its splits are: "
                 f"{', '.join(sorted(splits))}."
             )
-    height, _, channels = features["image"].shape
+    height, _, channels = features[image_key].shape
+    channels = channels or 3
     image_size = config.image_size if height is None else height
     eval_image_size = config.get("eval_image_size") or image_size
-    if height is not None and eval_image_size != height:
+    if height is not None and not any_size and eval_image_size != height:
         raise ValueError(
             f"config.eval_image_size={eval_image_size} needs images of any size; "
-            f"{record.name} images are all {height}x{height} and are evaluated at that size."
+            f"{config.dataset} images are all {height}x{height} and are evaluated at that size."
         )
     num_eval = splits[eval_split].num_examples
     limit = config.get("eval_examples")
@@ -113,7 +128,13 @@ def describe(config: ml_collections.ConfigDict, builder: tfds.core.DatasetBuilde
         if limit < 1:
             raise ValueError(f"config.eval_examples must be positive, got {limit}.")
         num_eval = min(num_eval, limit)
-    label = features["label"]
+    label = features[label_key]
+    metadata = builder.info.metadata or {}
+    class_names = metadata.get("class_names") or label.names  # readable names where kept
+    if record.from_data:
+        normalisation = catalogue.statistics(builder, train_split, channels)
+    else:
+        normalisation = record.normalisation
     return DatasetInfo(
         name=record.name,
         num_classes=label.num_classes,
@@ -124,6 +145,9 @@ def describe(config: ml_collections.ConfigDict, builder: tfds.core.DatasetBuilde
         train_split=train_split,
         eval_split=eval_split,
         eval_image_size=eval_image_size,
-        class_names=tuple(label.names),
-        normalisation=record.normalisation,
+        class_names=tuple(class_names),
+        normalisation=normalisation,
+        any_size=any_size,
+        jpeg=jpeg,
+        flip=flip,
     )

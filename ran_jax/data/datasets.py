@@ -10,12 +10,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from ran_jax.data import cluttered_digits, image_folder
+from ran_jax.data import catalogue, cluttered_digits, image_folder, tiny_imagenet
 from ran_jax.data.tf_runtime import tfds
 
 Normalisation = tuple[tuple[float, ...], tuple[float, ...]]
 # Per-channel (mean, std) of ImageNet's pixels scaled to [0, 1].
 IMAGENET_NORMALISATION: Normalisation = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+# Per-channel (mean, std) of Tiny ImageNet-200's training pixels as commonly published (std
+# over all pixels, as CIFAR's above); not re-measured here, the archive cannot be downloaded
+# on the machines this was written on.
+TINY_IMAGENET_NORMALISATION: Normalisation = ((0.4802, 0.4481, 0.3975), (0.2770, 0.2691, 0.2821))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +40,10 @@ class Dataset:
     # A builder of our own, from (argument, data_dir); None: tfds.builder(name).
     make_builder: Callable[[str, str | None], tfds.core.DatasetBuilder] | None = None
     takes_argument: bool = False  # config.dataset is NAME:ARGUMENT
+    argument_name: str = "ROOT"  # what the argument is, in messages
+    prepares_itself: bool = False  # make_builder returns it prepared (or raises)
+    # The data decides splits, augmentation and normalisation (catalogue.py), not this record.
+    from_data: bool = False
 
     def builder(self, argument: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
         """The tfds builder: prepared for our own data sets, maybe not yet for tfds' ones."""
@@ -57,7 +65,7 @@ def lookup(dataset: str) -> tuple[Dataset, str]:
     name, _, argument = dataset.partition(":")
     record = DATASETS.get(name)
     if record is None or record.takes_argument != bool(argument):
-        valid = [f"{n}:ROOT" if d.takes_argument else n for n, d in DATASETS.items()]
+        valid = [f"{n}:{d.argument_name}" if d.takes_argument else n for n, d in DATASETS.items()]
         raise ValueError(
             f"Unknown dataset {dataset!r}; valid names are: {', '.join(valid[:-1])} or {valid[-1]}."
         )
@@ -100,6 +108,7 @@ register(
         flip=False,
         # Generated locally in seconds, no download.
         make_builder=lambda _, data_dir: cluttered_digits.prepare(data_dir),
+        prepares_itself=True,
     )
 )
 register(
@@ -110,5 +119,29 @@ register(
         any_size=True,
         make_builder=lambda root, _: image_folder.builder(root),
         takes_argument=True,
+        prepares_itself=True,
+    )
+)
+register(
+    Dataset(
+        tiny_imagenet.NAME,
+        ("train", "validation"),
+        TINY_IMAGENET_NORMALISATION,
+        manual_archives=(tiny_imagenet.ARCHIVE,),
+        make_builder=lambda _, data_dir: tiny_imagenet.prepare(data_dir),
+        prepares_itself=True,
+    )
+)
+register(
+    Dataset(
+        catalogue.NAME,
+        ("train", "test"),  # defaults; catalogue.default_splits reads the builder's
+        IMAGENET_NORMALISATION,  # unused: catalogue.statistics computes them from the data
+        # tfds downloads each data set from its own hosts; this one stands for "online".
+        download_host="storage.googleapis.com",
+        make_builder=catalogue.builder,
+        takes_argument=True,
+        argument_name="NAME",
+        from_data=True,
     )
 )

@@ -25,7 +25,7 @@ class DataReadError(Exception):
 class DatasetInfo:
     """Classes, sizes and input statistics of the data set a run trains on."""
 
-    name: str  # a record of ``datasets.DATASETS``: "image_folder" for every image folder
+    name: str  # a record of ``datasets.DATASETS``: "image_folder", "tfds" for all of theirs
     num_classes: int
     image_size: int  # training input side
     num_channels: int
@@ -37,6 +37,15 @@ class DatasetInfo:
     class_names: tuple[str, ...]
     # Per-channel (mean, std) of pixels scaled to [0, 1].
     normalisation: tuple[tuple[float, ...], tuple[float, ...]]
+    # How images are augmented and decoded, from the data: None (run.json files written
+    # before these fields existed) means "as the record ``name`` of ``datasets.DATASETS``".
+    # any_size: Inception-style crops in training, shorter side resized and centre crop in
+    # evaluation; otherwise CIFAR's zero-pad-and-crop of fixed-size images. They follow from
+    # the fields above and the data set, so equality leaves them out (compare=False).
+    any_size: bool | None = dataclasses.field(default=None, compare=False)
+    # Every image is a JPEG: training decodes only its crop.
+    jpeg: bool | None = dataclasses.field(default=None, compare=False)
+    flip: bool | None = dataclasses.field(default=None, compare=False)  # random flips in training
 
     @classmethod
     def from_dict(cls, fields: dict[str, Any]) -> DatasetInfo:

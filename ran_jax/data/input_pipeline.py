@@ -22,7 +22,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from ran_jax.data import builders, image_files, image_folder, preprocess
+from ran_jax.data import builders, catalogue, image_files, image_folder, preprocess
 from ran_jax.data.info import DataReadError, DatasetInfo
 from ran_jax.data.tf_runtime import tf, tfds
 
@@ -110,7 +110,8 @@ def _read(
 
     Images stay encoded so that skipping examples on resume costs no decoding.
     """
-    decoders = {"image": tfds.decode.SkipDecoding()}
+    image_key, label_key = catalogue.feature_keys(builder)
+    decoders = {image_key: tfds.decode.SkipDecoding()}
     if isinstance(builder, tfds.ImageFolder):  # ImageFolder reads whole splits only.
         ds = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
         ds = ds.enumerate().skip(start).take(stop - start)
@@ -120,9 +121,9 @@ def _read(
         )
         ds = ds.enumerate(start=start)
     if with_box:
-        ds = ds.map(lambda index, ex: (index, ex["image"], ex["label"], ex["box"]))
+        ds = ds.map(lambda index, ex: (index, ex[image_key], ex[label_key], ex["box"]))
     else:
-        ds = ds.map(lambda index, ex: (index, ex["image"], ex["label"]))
+        ds = ds.map(lambda index, ex: (index, ex[image_key], ex[label_key]))
     return ds.cache() if cache else ds
 
 

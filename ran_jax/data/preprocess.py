@@ -18,9 +18,21 @@ ERASE_AREA = (0.02, 0.4)  # random erasing: fraction of the image area erased,
 ERASE_ASPECT = (0.3, 1 / 0.3)  # and the rectangle's height/width ratio (Zhong et al.)
 
 
+def augmentation(info: DatasetInfo) -> tuple[bool, bool, bool]:
+    """(any_size, jpeg, flip) of ``info``: its own, or its record's for runs written before
+    ``DatasetInfo`` held them."""
+    record = DATASETS.get(info.name)
+    own = (info.any_size, info.jpeg, info.flip)
+    if record is None:
+        return tuple(bool(x) for x in own)  # type: ignore[return-value]
+    default = (record.any_size, record.jpeg, record.flip)
+    return tuple(d if x is None else x for x, d in zip(own, default, strict=True))  # type: ignore[return-value]
+
+
 def decode_small(image_bytes: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
-    """A CIFAR or cluttered digits PNG as uint8 [S, S, C]."""
-    image = tf.io.decode_png(image_bytes, channels=info.num_channels)
+    """A fixed-size PNG or JPEG (CIFAR, cluttered digits, Tiny ImageNet, ...) as uint8
+    [S, S, C]; grey JPEGs are repeated into RGB."""
+    image = tf.io.decode_image(image_bytes, channels=info.num_channels, expand_animations=False)
     return tf.ensure_shape(image, [info.image_size, info.image_size, info.num_channels])
 
 
@@ -54,7 +66,7 @@ def pad_and_crop(image: tf.Tensor, key: tf.Tensor, pad: int = CIFAR_PAD) -> tf.T
 
 
 def random_resized_crop(
-    image_bytes: tf.Tensor, key: tf.Tensor, size: int, jpeg: bool = True
+    image_bytes: tf.Tensor, key: tf.Tensor, size: int, jpeg: bool = True, channels: int = 3
 ) -> tf.Tensor:
     """Inception-style crop of 8-100% of the area, aspect ratio 3/4-4/3, resized to size^2.
 
@@ -66,7 +78,7 @@ def random_resized_crop(
     if jpeg:
         shape = tf.io.extract_jpeg_shape(image_bytes)
     else:
-        image = decode_any(image_bytes, 3)
+        image = decode_any(image_bytes, channels)
         shape = tf.shape(image)
     begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
         shape,
@@ -80,7 +92,7 @@ def random_resized_crop(
     )
     if jpeg:
         window = tf.stack([begin[0], begin[1], crop_size[0], crop_size[1]])
-        image = tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3)
+        image = tf.io.decode_and_crop_jpeg(image_bytes, window, channels=channels)
     else:
         image = tf.slice(image, begin, crop_size)
     return tf.image.resize(image, [size, size])
@@ -104,12 +116,12 @@ def normalise(image: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
 def train_image(image_bytes: tf.Tensor, key: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
     """Decoded, augmented (paper section 4) and normalised training image."""
     crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
-    record = DATASETS[info.name]
-    if record.any_size:
-        image = random_resized_crop(image_bytes, crop_key, info.image_size, record.jpeg)
+    any_size, jpeg, flip = augmentation(info)
+    if any_size:
+        image = random_resized_crop(image_bytes, crop_key, info.image_size, jpeg, info.num_channels)
     else:
         image = pad_and_crop(decode_small(image_bytes, info), crop_key)
-    if record.flip:
+    if flip:
         image = tf.image.stateless_random_flip_left_right(image, flip_key)
     return normalise(image, info)
 
@@ -146,7 +158,7 @@ def eval_view(image: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
     resized to the dataset's size and the centre crop (what ``predict`` needs).
     """
     size = info.eval_image_size
-    if DATASETS[info.name].any_size:
+    if augmentation(info)[0]:
         image = resize_and_centre_crop(image, size, EVAL_CROP_FRACTION)
     elif tuple(image.shape[:2]) != (size, size):
         image = resize_and_centre_crop(image, size, 1.0)
@@ -155,6 +167,6 @@ def eval_view(image: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
 
 def eval_image(image_bytes: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
     """An encoded evaluation example as the network sees it."""
-    if DATASETS[info.name].any_size:
+    if augmentation(info)[0]:
         return eval_view(decode_any(image_bytes, info.num_channels), info)
     return eval_view(decode_small(image_bytes, info), info)
