@@ -62,6 +62,7 @@ SLOW_FILES = (
     "test_registry.py",
     "test_architecture.py",
     "test_old_runs.py",
+    "test_tiny_imagenet_run.py",
 )
 
 
