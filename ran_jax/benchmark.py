@@ -93,6 +93,8 @@ def _memory(compiled: Any, device: Any) -> dict[str, int | None]:
         "peak_device_bytes": stats.get("peak_bytes_in_use"),
         "xla_temp_bytes": getattr(analysis, "temp_size_in_bytes", None),
         "xla_argument_bytes": getattr(analysis, "argument_size_in_bytes", None),
+        "xla_output_bytes": getattr(analysis, "output_size_in_bytes", None),
+        "xla_alias_bytes": getattr(analysis, "alias_size_in_bytes", None),
         "host_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
 
@@ -133,7 +135,8 @@ def run(
     num_classes = default_classes if num_classes is None else num_classes
     image_size = default_size if image_size is None else image_size
     net = make_model(config, num_classes, image_size)
-    macs = complexity(net, image_size).macs
+    counts = complexity(net, image_size)
+    macs = counts.macs
 
     state = dp.put_state(create_train_state(config, net, (image_size, image_size, 3)))
     batch = dp.put_batch(_synthetic_batch(batch_size, num_classes, image_size, mode))
@@ -180,6 +183,7 @@ def run(
         "step_seconds_max": max(times),
         "images_per_second": images_per_second,
         "macs_per_image": macs,
+        "params": counts.params,
         "achieved_tflops": achieved / 1e12,
         "peak_tflops": peak,
         "fraction_of_peak": achieved / (peak * 1e12) if peak else None,
