@@ -23,9 +23,11 @@ Both are lowered for CPU, CUDA GPUs and TPUs, so an export made on a CPU serves 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -66,22 +68,70 @@ def _check_out(out: str) -> None:
         raise ValueError(f"--out={out} exists and is not an empty directory; choose a new one.")
 
 
+@contextlib.contextmanager
+def _stablehlo_tensorflow_reads() -> Iterator[None]:
+    """While exporting for TensorFlow, JAX writes StableHLO no newer than the installed
+    TensorFlow reads.
+
+    JAX writes the newest StableHLO that is at least 4 weeks old; jax 0.12 writes 1.18, which
+    TensorFlow 2.21 (StableHLO 1.13.7) cannot read (``vhlo.custom_call_v2`` in the batch-size
+    assertion), while jax 0.10 writes operations TensorFlow reads. This is the one place that
+    tells the two JAX versions apart (docs/training.md). It sets the target through JAX's
+    private ``hlo`` module; where that is missing, nothing changes and ``_verified`` reports
+    a SavedModel TensorFlow cannot run.
+    """
+    from jax._src.lib.mlir.dialects import hlo
+    from tensorflow.compiler.mlir.stablehlo import stablehlo
+
+    target = getattr(hlo, "get_version_from_compatibility_requirement", None)
+    if target is None:
+        yield
+        return
+
+    def version(requirement: Any) -> str:
+        ours, theirs = target(requirement), stablehlo.get_current_version()
+        key = lambda v: tuple(int(p) for p in v.split("."))  # noqa: E731
+        return min(ours, theirs, key=key)
+
+    hlo.get_version_from_compatibility_requirement = version
+    try:
+        yield
+    finally:
+        hlo.get_version_from_compatibility_requirement = target
+
+
 def _saved_model(variables: Any, f, shape: tuple[int, ...], out: str) -> None:
     from orbax.export import ExportManager, JaxModule, ServingConfig
 
-    module = JaxModule(
-        variables,
-        f,
-        trainable=False,
-        input_polymorphic_shape="(b, ...)",
-        jax2tf_kwargs={"native_serialization_platforms": PLATFORMS},
-    )
-    config = ServingConfig(
-        "serving_default",
-        input_signature=[tf.TensorSpec((None, *shape), tf.float32, name="images")],
-        tf_postprocessor=lambda logits: {"logits": logits},
-    )
-    ExportManager(module, [config]).save(out)
+    with _stablehlo_tensorflow_reads():
+        module = JaxModule(
+            variables,
+            f,
+            trainable=False,
+            input_polymorphic_shape="(b, ...)",
+            jax2tf_kwargs={"native_serialization_platforms": PLATFORMS},
+        )
+        config = ServingConfig(
+            "serving_default",
+            input_signature=[tf.TensorSpec((None, *shape), tf.float32, name="images")],
+            tf_postprocessor=lambda logits: {"logits": logits},
+        )
+        ExportManager(module, [config]).save(out)
+    _verified(out, shape)
+
+
+def _verified(out: str, shape: tuple[int, ...]) -> None:
+    """Runs the SavedModel once in TensorFlow; removes it and says why if that fails."""
+    try:
+        serve = tf.saved_model.load(out).signatures["serving_default"]
+        serve(images=tf.zeros((1, *shape), tf.float32))
+    except tf.errors.OpError as e:
+        shutil.rmtree(out)
+        raise ValueError(
+            f"TensorFlow {tf.__version__} cannot run the SavedModel that JAX {jax.__version__} "
+            f"wrote ({e.message.splitlines()[-1][:200]}); use --format=jax_export, or "
+            "versions that agree (docs/training.md)."
+        ) from e
 
 
 def _jax_export(variables: Any, f, shape: tuple[int, ...], out: str) -> None:

@@ -106,7 +106,10 @@ def test_no_command_is_imported_by_another_module():
 
 def test_tensorflow_only_in_data_and_export():
     direct = sorted(m for m in MODULES if _imports(m) & set(TENSORFLOW_MODULES))
-    assert direct == ["ran_jax.data.tf_runtime"]  # which sets it up once, for all users
+    # tf_runtime sets TensorFlow up once, for all users; export reads its StableHLO version
+    # too, after importing tf_runtime.
+    assert direct == ["ran_jax.data.tf_runtime", "ran_jax.export"]
+    assert "ran_jax.data.tf_runtime" in GRAPH["ran_jax.export"]
     allowed = {m for m in MODULES if _layer(m) in ("data", "commands")} - TENSORFLOW_FREE_DATA
     through = sorted(
         m for m in MODULES if m not in allowed and "ran_jax.data.tf_runtime" in _closure(m)

@@ -61,9 +61,12 @@ def test_an_old_run_resumes_and_continues_as_it_would_have(old_run, cluttered_di
         for m in _lines(os.path.join(old_run, "metrics.jsonl"))
         for k, v in m.items()
     }
-    # What the old code logged when it trained the same config for 6 steps without a stop.
+    # What the old code logged when it trained the same config for 6 steps without a stop, on
+    # jax 0.10.2. On that JAX this run agrees within 1e-6; jax 0.12's XLA rounds differently
+    # (measured 3.0e-6 relative in the step-5 loss, Python 3.13), so the bound is the
+    # 1-vs-8-device one of test_train.py.
     reference = _lines(os.path.join(OLD_RUN, "uninterrupted_steps_5_6.jsonl"))
     for line in reference:
         for key in ("train_loss", "train_accuracy", "eval_loss", "eval_top1"):
             if key in line:
-                np.testing.assert_allclose(got[(line["step"], key)], line[key], rtol=1e-6)
+                np.testing.assert_allclose(got[(line["step"], key)], line[key], rtol=1e-5)
