@@ -3,6 +3,7 @@ r"""One prepared run on an accelerator: correctness, train-step speed, the PyTor
     python benchmarks/accelerator_suite.py --out=DIR [--budget_s=540] [--cases=PATTERNS]
     python benchmarks/accelerator_suite.py --out=DIR --tiny      # every case, toy sizes, CPU
     python benchmarks/accelerator_suite.py --list [--tiny]       # the cases, in order
+    python benchmarks/accelerator_suite.py --summarize DIR1 DIR2 --out=DIR   # merge runs
 
 Cases, most important first (issue 17; ``--list`` prints them):
 
@@ -11,9 +12,10 @@ Cases, most important first (issue 17; ``--list`` prints them):
    ``attention56`` at 224, same parameters and inputs on the accelerator and on the host CPU
    (float32 there): float32 logits within the tests' tolerance at HIGHEST matmul precision
    and within a TF32 bound at the default one (``logits-f32``), bfloat16 logits within the
-   bf16 bound of ``tests/models/test_network.py`` (``logits-bf16``), and the losses of two
-   trainer steps, float32 and bfloat16, against the CPU's (``train-loss``). The bounds are
-   the ``*_BOUND`` constants below.
+   bf16 bound of ``tests/models/test_network.py`` (``logits-bf16``), and two steps of the
+   trainer's step, float32 at HIGHEST precision and bfloat16: the first loss and the first
+   parameter update against the CPU's (``train-loss``). The bounds are the ``*_BOUND``
+   constants below.
 2. JAX train-step speed, ``ran_jax.benchmark.run`` (the trainer's step, bf16 compute, f32
    parameters, one device): ``attention56`` and ``attention92`` at 224, batch 256/128/64,
    remat off and on; ``cifar_attention92`` at 32, batch 1024 and 256; the eval step at 224,
@@ -38,10 +40,13 @@ that reruns what was skipped or failed. ``suite.log`` holds the workers' output.
 JAX and PyTorch run in separate worker processes (this script with ``--worker``), one after
 the other, so each has the device to itself and a crash costs one case. ``--tiny`` runs every
 case at toy sizes on the CPU with TensorFlow unimportable (``tests/commands/
-test_accelerator_suite.py`` runs it); ``--no_tensorflow`` blocks TensorFlow in a full run.
+test_accelerator_suite.py`` runs it; ``torch.compile`` uses the ``aot_eager`` backend there,
+``--inductor`` inductor); ``--no_tensorflow`` blocks TensorFlow in a full run. The grid takes
+about 52 minutes of device time by its priors, so it spans sessions: ``--summarize`` merges
+their ``results.jsonl`` into one summary.
 
-The device call (the ``device`` tool's ``run``; ``docs/performance.md``, "GPU: the prepared
-accelerator suite", says how to read and rerun it). Once, on the development machine, the
+The device call (the ``device`` tool's ``run``; ``docs/performance.md``, "GPU: the accelerator
+suite", says how to read and rerun it). Once, on the development machine, the
 one wheel the device machine lacks (ml-collections; the rest of the suite's imports are there):
 
     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
@@ -144,7 +149,6 @@ class Sizes:
     pytest_workers: int = 8
     pipeline: tuple = (("imagenet2012", 256, 12, 3), ("cifar10", 256, 100, 10))
     compile_backend: str = "inductor"  # torch.compile's backend for the peer
-    inductor_cases: tuple[str, ...] = ()  # cases that use inductor whatever compile_backend says
 
 
 FULL = Sizes()
@@ -175,12 +179,11 @@ TINY = Sizes(
     compare_batch=8,
     pytest_workers=0,
     pipeline=(("imagenet2012", 4, 2, 1), ("cifar10", 8, 2, 1)),
-    # On a CPU inductor generates C++ (not the GPU's Triton) and builds each of its ~60 kernels
-    # per graph with g++: about 30 s of a core per toy graph. One case takes that path (eval:
-    # the smallest graph); the others compile with aot_eager: dynamo and AOTAutograd, the
-    # graph capture and backward that the GPU's inductor also starts from. --inductor: all.
+    # On a CPU inductor generates C++ (not the GPU's Triton) and builds each kernel with g++:
+    # its first toy graph cost 32 s of a core, a third of the whole dry run. So torch.compile
+    # runs with aot_eager here: dynamo's graph capture and AOTAutograd's backward, which the
+    # GPU's inductor starts from. --inductor compiles with inductor.
     compile_backend="aot_eager",
-    inductor_cases=("eval/attention56/32/b2/torch-compile",),
 )
 
 
@@ -408,9 +411,7 @@ def torch_case(case: Case, sizes: Sizes, tiny: bool, inductor: bool = False) -> 
         dtype="bfloat16",
         channels_last=True,
         compile=case.impl == "torch-compile",
-        compile_backend=(
-            "inductor" if inductor or case.name in sizes.inductor_cases else sizes.compile_backend
-        ),
+        compile_backend=("inductor" if inductor else sizes.compile_backend),
         compile_mode=None,
         widths=overrides.get("widths"),
         modules=overrides.get("modules"),
@@ -712,6 +713,15 @@ def worker(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------- orchestrator
 
 
+def _trim(path: Path, keep: int = 12 * 2**20) -> None:
+    """Keeps a log under the device tool's 16 MiB per file: its first MiB and its end."""
+    if path.stat().st_size <= keep:
+        return
+    data = path.read_bytes()
+    cut = b"\n[... suite: log trimmed ...]\n"
+    path.write_bytes(data[: 2**20] + cut + data[-(keep - 2**20) :])
+
+
 def _children_cpu() -> float:
     """CPU seconds (user and system) of the ended child processes waited for so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -807,7 +817,9 @@ class Suite:
                 argv.append("--no_tensorflow")
             if self.args.inductor:
                 argv.append("--inductor")
-            proc = self._spawn(argv, self._env())
+            # The comparisons share the device with the pytest run: no preallocated pool.
+            extra_env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"} if kind == "compare" else {}
+            proc = self._spawn(argv, self._env(**extra_env))
             finished = self._wait(proc)
             done = self._done()
             todo = [c for c in todo if c.name not in done]
@@ -917,8 +929,13 @@ class Suite:
                 ["nvidia-smi", query, "--format=csv,noheader"], capture_output=True, text=True
             )
             record["nvidia_smi"] = smi.stdout.strip()
-        git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        record["commit"] = git.stdout.strip() or None
+        try:  # the device machine's copy of the tree may have no .git, or no git
+            git = subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+            )
+            record["commit"] = git.stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            record["commit"] = None
         return record
 
     def pipeline(self, group: list[Case]) -> None:
@@ -991,6 +1008,7 @@ class Suite:
             else:
                 self.run_worker(kind, group)
         self.log.close()
+        _trim(self.out / LOG)
         if self._cache:
             shutil.rmtree(self._cache, ignore_errors=True)
         return write_summary(self.out, self.args, time.time() - self.start)
@@ -1011,7 +1029,7 @@ def _fmt(x: float | None, spec: str = ".0f") -> str:
     return "–" if x is None else format(x, spec)
 
 
-def write_summary(out: Path, args: argparse.Namespace, elapsed: float) -> dict[str, Any]:
+def write_summary(out: Path, args: argparse.Namespace, elapsed: float | None) -> dict[str, Any]:
     """summary.json and summary.md from results.jsonl (also usable on a cut-short run)."""
     records = [r for r in read_records(out) if r.get("kind") != "environment"]
     env = next((r for r in read_records(out) if r.get("kind") == "environment"), {})
@@ -1146,8 +1164,13 @@ def _markdown(s: dict[str, Any]) -> str:
     lines = [
         f"# Accelerator suite{' (--tiny)' if s['tiny'] else ''}",
         "",
-        f"Device: {s['device']}. Commit {s['commit']}. {s['elapsed_s']:.0f} s of a "
-        f"{s['budget_s']:.0f} s budget. Cases: "
+        f"Device: {s['device']}. Commit {s['commit']}. "
+        + (
+            f"{s['elapsed_s']:.0f} s of a {s['budget_s']:.0f} s budget. "
+            if s["elapsed_s"] is not None
+            else "Merged from earlier runs (--summarize). "
+        )
+        + "Cases: "
         + ", ".join(f"{v} {k}" for k, v in sorted(s["counts"].items())),
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in (s["versions"] or {}).items()),
@@ -1227,6 +1250,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no_tensorflow", action="store_true", help="TensorFlow unimportable")
     p.add_argument("--list", action="store_true", help="print the cases and exit")
     p.add_argument(
+        "--summarize",
+        nargs="+",
+        metavar="DIR",
+        help="merge the results.jsonl of earlier runs (later ones win per case) into --out "
+        "and summarise them; runs nothing",
+    )
+    p.add_argument(
         "--inductor", action="store_true", help="--tiny: torch.compile with inductor everywhere"
     )
     # Internal: one worker process.
@@ -1249,6 +1279,19 @@ def main(argv: list[str] | None = None) -> None:
     if args.tiny or args.no_tensorflow:
         _block_tensorflow()
     sizes = TINY if args.tiny else FULL
+    if args.summarize:
+        merged = [r for d in args.summarize for r in read_records(Path(d))]
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        envs = [r for r in merged if r.get("kind") == "environment"]
+        (out / RESULTS).write_text(
+            "".join(json.dumps(r, default=str) + "\n" for r in envs[-1:] + [
+                r for r in merged if r.get("kind") != "environment"
+            ])
+        )  # fmt: skip
+        write_summary(out, args, None)
+        print((out / SUMMARY_MD).read_text())
+        return
     if args.list:
         for c in select(cases(sizes), args.cases):
             print(c.name if args.tiny else f"{c.name}  (about {c.prior_s:.0f} s on an H200)")
