@@ -122,6 +122,7 @@ PYTEST_FILES = (
 # run the same step.
 PYTEST_DESELECT = ("tests/commands/test_benchmark.py::test_figures_are_consistent",)
 PYTEST_TINY = ("tests/models/test_layers.py", "-k", "pooled_size or interp_matches")
+PYTEST_SHARE = 0.4  # of --budget_s, at most
 
 _BLOCK_TF = (
     "import sys\nfor _n in ('tensorflow', 'tensorflow_datasets'):\n    sys.modules[_n] = None\n"
@@ -740,6 +741,8 @@ class Suite:
         self.no_tf = args.tiny or args.no_tensorflow
         self.log = open(self.out / LOG, "a")
         self._cache: str | None = None
+        results = self.out / RESULTS  # records of an earlier run into the same folder stay
+        self._offset = results.stat().st_size if results.exists() else 0
 
     # -- processes
 
@@ -772,11 +775,13 @@ class Suite:
             start_new_session=True,  # its own process group: stopped whole at the budget
         )  # fmt: skip
 
-    def _wait(self, proc: subprocess.Popen) -> bool:
-        """Waits until the process ends or the budget does; False if it had to be stopped."""
+    def _wait(self, proc: subprocess.Popen, until: float | None = None) -> bool:
+        """Waits until the process ends or the budget (or ``until``) does; False if it had to
+        be stopped."""
         start, cpu = time.time(), _children_cpu()
+        end = self.deadline if until is None else min(until, self.deadline)
         try:
-            proc.wait(timeout=max(self.deadline - time.time(), 0.1))
+            proc.wait(timeout=max(end - time.time(), 0.1))
             return True
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -799,7 +804,25 @@ class Suite:
         return seen
 
     def _done(self) -> set[str]:
-        return {r.get("case") for r in read_records(self.out)}
+        """The cases recorded by this run."""
+        with open(self.out / RESULTS, "rb") as f:
+            f.seek(self._offset)
+            lines = f.read().decode(errors="replace").splitlines()
+        done = set()
+        for line in lines:
+            try:
+                done.add(json.loads(line).get("case"))
+            except json.JSONDecodeError:
+                pass
+        return done
+
+    def _last_log_line(self) -> str:
+        self.log.flush()
+        with open(self.out / LOG, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            lines = [x.strip() for x in f.read().decode(errors="replace").splitlines()]
+        lines = [x for x in lines if x and not x.startswith("[suite]")]
+        return lines[-1][:300] if lines else ""
 
     def run_worker(self, kind: str, group: list[Case], extra: dict | None = None) -> None:
         """Runs ``group`` in worker processes; a crash costs one case, the rest go on."""
@@ -828,7 +851,10 @@ class Suite:
             if finished and proc.returncode == 0:  # should not happen: it records each case
                 reason = "the worker ended without recording it"
             elif finished:
-                reason = f"the worker died (exit status {proc.returncode}); see {LOG}"
+                reason = (
+                    f"the worker died (exit status {proc.returncode}): "
+                    f"{self._last_log_line()} (see {LOG})"
+                )
             else:
                 reason = f"stopped at the budget ({self.args.budget_s:.0f} s)"
             failed = todo.pop(0) if kind != "compare" else None
@@ -870,7 +896,9 @@ class Suite:
 
     def finish_pytest(self, case: Case, started: tuple[subprocess.Popen, str, float]) -> None:
         proc, junit, start = started
-        finished = self._wait(proc)
+        # At most PYTEST_SHARE of the budget, so that a slow or stuck test run leaves the
+        # speed cases their time.
+        finished = self._wait(proc, until=start + PYTEST_SHARE * self.args.budget_s)
         record: dict[str, Any] = {
             **_base(case, self.tiny),
             "seconds": time.time() - start,
@@ -902,7 +930,7 @@ class Suite:
             record["error"] = (
                 f"pytest exited {proc.returncode} without a report; see {LOG}"
                 if finished
-                else f"stopped at the budget ({self.args.budget_s:.0f} s)"
+                else f"stopped after {time.time() - start:.0f} s, its share of the budget"
             )
         shutil.rmtree(junit, ignore_errors=True)
         append(self.out, record)
@@ -925,10 +953,16 @@ class Suite:
         }
         if shutil.which("nvidia-smi"):
             query = "--query-gpu=name,driver_version,memory.total,clocks.max.sm"
-            smi = subprocess.run(
-                ["nvidia-smi", query, "--format=csv,noheader"], capture_output=True, text=True
-            )
-            record["nvidia_smi"] = smi.stdout.strip()
+            try:
+                smi = subprocess.run(
+                    ["nvidia-smi", query, "--format=csv,noheader"],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                )
+                record["nvidia_smi"] = smi.stdout.strip()
+            except (OSError, subprocess.SubprocessError) as e:
+                record["nvidia_smi"] = _one_line(e)
         try:  # the device machine's copy of the tree may have no .git, or no git
             git = subprocess.run(
                 ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10

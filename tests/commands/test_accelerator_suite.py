@@ -27,12 +27,12 @@ needs_torch = pytest.mark.skipif(
 )
 
 
-def _run(out, *flags):
+def _run(out, *flags, **env):
     return subprocess.run(
         [sys.executable, SUITE, f"--out={out}", *flags],
         capture_output=True,
         text=True,
-        env=dict(os.environ, PYTHONPATH=ROOT),
+        env=dict(os.environ, PYTHONPATH=ROOT, **env),
         cwd=ROOT,
         timeout=900,
     )
@@ -157,6 +157,30 @@ def test_budget_stops_the_running_case_and_skips_the_rest(tmp_path):
         "error": 1,
         "skipped": len(rest),
     }
+
+
+def test_a_worker_that_dies_costs_its_case_and_a_new_one_runs_the_rest(tmp_path):
+    # XLA aborts the process at its first computation on an unknown flag.
+    cases = "eval/attention56/*/jax,eval/attention92/32/*/jax"
+    proc = _run(tmp_path, "--tiny", f"--cases={cases}", XLA_FLAGS="--xla_not_a_real_flag")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [r for r in _records(tmp_path) if r["case"] != "environment"]
+    assert [r["case"] for r in records] == [
+        "eval/attention56/32/b2/jax",
+        "eval/attention92/32/b2/jax",
+    ]
+    for r in records:
+        assert r["status"] == "error"
+        assert r["error"].startswith("the worker died (exit status")
+        assert "xla_not_a_real_flag" in r["error"]  # the last line it printed
+
+
+def test_a_case_whose_estimate_does_not_fit_is_skipped_without_running(tmp_path):
+    proc = _run(tmp_path, "--budget_s=30", "--cases=train/attention92/224/b256/jax")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (record,) = [r for r in _records(tmp_path) if r["case"] != "environment"]
+    assert record["status"] == "skipped"
+    assert record["reason"].startswith("budget: needs about 90 s")  # the prior, on an H200
 
 
 def test_pipeline_case_measures_this_host_where_tensorflow_is_there():
