@@ -1258,7 +1258,7 @@ def _markdown(s: dict[str, Any]) -> str:
             f"{_fmt(p.get('per_core_images_per_second'))} images/s per core; the fastest "
             f"train step ({p.get('train_case') or p.get('case')}) takes "
             f"{_fmt(p.get('train_images_per_second'))} images/s: "
-            f"{_fmt(p.get('cores_needed'))} cores."
+            f"{_fmt(p.get('cores_needed'))} core(s) to feed it."
         )
     lines += ["", "## Not measured (skipped, failed or errors)", ""]
     lines += [f"- {n}: {why}" for n, why in s["not_measured"].items()] or ["- none"]
