@@ -53,6 +53,7 @@ def cluttered_digits_dir(tmp_path_factory):
 # Starting them first lets the many short files fill in around them.
 SLOW_FILES = (
     "test_reliability.py",
+    "test_accelerator_suite.py",
     "test_faults.py",
     "test_multiprocess.py",
     "test_main.py",
