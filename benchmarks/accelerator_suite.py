@@ -467,8 +467,9 @@ def compare_cases(wanted: list[Case], sizes: Sizes, tiny: bool) -> list[dict[str
 
     from ran_jax import configs
     from ran_jax.models import get_model
+    from ran_jax.training.model import make_model
     from ran_jax.training.parallel import DataParallel, to_host
-    from ran_jax.training.state import create_train_state, make_model
+    from ran_jax.training.state import create_train_state
     from ran_jax.training.steps import compile_steps
 
     names = {c.name for c in wanted}

@@ -30,8 +30,10 @@ from ran_jax import cli, configs
 from ran_jax.models import default_input
 from ran_jax.models.complexity import complexity
 from ran_jax.training import host_allocator
+from ran_jax.training.config_check import validate
+from ran_jax.training.model import make_model
 from ran_jax.training.parallel import DataParallel
-from ran_jax.training.state import check_config, create_train_state, make_model
+from ran_jax.training.state import create_train_state
 from ran_jax.training.steps import compile_steps
 
 
@@ -45,11 +47,11 @@ def _define_flags() -> None:
     flags.DEFINE_integer(
         "num_classes", None, "Classifier outputs (default: 1000 for ImageNet networks, else 10)."
     )
-    flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
+    flags.DEFINE_enum("dtype", "float32", configs.DTYPES, "Compute dtype.")
     flags.DEFINE_enum("mode", "train", ["train", "eval"], "Which step to time.")
     flags.DEFINE_integer("steps", 20, "Timed steps.")
     flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
-    flags.DEFINE_enum("parallelism", "shard_map", ["shard_map", "pmap"], "Step launcher.")
+    flags.DEFINE_enum("parallelism", "shard_map", configs.PARALLELISM, "Step launcher.")
     flags.DEFINE_integer("devices", None, "Use the first N devices (default: all).")
     flags.DEFINE_bool("remat", False, "Recompute Attention Modules in the backward pass.")
     cli.define_json()
@@ -130,7 +132,7 @@ def run(
     config.parallelism = parallelism
     config.model_overrides.update(dict(model_overrides or {}, remat=remat))
     dp = DataParallel(parallelism, available[:devices] if devices else None)
-    check_config(config, dp.num_devices)
+    validate(config, dp.num_devices)
     default_classes, default_size = default_input(model)
     num_classes = default_classes if num_classes is None else num_classes
     image_size = default_size if image_size is None else image_size

@@ -47,7 +47,7 @@ def main(argv: list[str]) -> None:
         argv,
         lambda: evaluate_checkpoint(
             f.workdir,
-            input_pipeline,
+            input_pipeline.DataSet,
             f.checkpoint,
             f.image_size,
             f.split,

@@ -10,7 +10,9 @@ Re-running the same command resumes from the latest checkpoint in ``DIR/checkpoi
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 
 import jax
 from absl import app, flags, logging
@@ -30,17 +32,52 @@ def _define_flags() -> tuple[flags.FlagHolder, config_flags.ConfigFlagHolder]:
     return workdir, config
 
 
+def _config_path(argv: list[str]) -> str | None:
+    """The experiment file named by ``--config=PATH[:ARGUMENTS]`` in ``argv``."""
+    for i, arg in enumerate(argv):
+        name, has_value, value = arg.lstrip("-").partition("=")
+        if arg.startswith("-") and name == "config":
+            if not has_value and i + 1 < len(argv):
+                value = argv[i + 1]
+            return value.split(":", 1)[0]
+    return None
+
+
+def _raised_in_config(error: BaseException, path: str | None) -> str | None:
+    """``PATH, line N: Type: message`` of the first exception in ``error``'s chain that a line
+    of the experiment file ``path`` raised (or called into); None if there is none."""
+    target = os.path.realpath(path) if path else None
+    seen = set()
+    while target and error is not None and id(error) not in seen:
+        seen.add(id(error))
+        frames = traceback.extract_tb(error.__traceback__)
+        lines = [f.lineno for f in frames if os.path.realpath(f.filename) == target]
+        if lines:
+            message = " ".join(str(error).split())
+            return f"{path}, line {lines[-1]}: {type(error).__name__}: {message}"
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, with config file and key errors reduced to one clear line."""
     try:
         args = flags.FLAGS(argv)
         flags.FLAGS.config.model  # noqa: B018 - loads the config file now, so its errors surface
         return args
-    except flags.Error as e:
-        sys.exit(f"error: {' '.join(str(e).split())} (--helpshort lists the flags)")
     except SyntaxError as e:
         sys.exit(f"error: bad --config: {e.msg} in {e.filename}, line {e.lineno}")
-    except (OSError, AttributeError, KeyError, TypeError, ValueError) as e:
+    except Exception as e:  # whatever the experiment file raises while it loads: one line
+        where = _raised_in_config(e, _config_path(argv))
+        if where:
+            sys.exit(f"error: bad --config: {where}")
+        loaded = flags.FLAGS["config"]
+        if isinstance(e, flags.Error) and loaded.present and loaded.value is None:
+            sys.exit(f"error: bad --config: {_config_path(argv)}: get_config() returned None.")
+        if isinstance(e, flags.Error):
+            sys.exit(f"error: {' '.join(str(e).split())} (--helpshort lists the flags)")
+        if not isinstance(e, (OSError, AttributeError, KeyError, TypeError, ValueError)):
+            raise
         message = str(e).strip("'\"").replace("\\n", " ").replace("\\'", "'").replace("\n", " ")
         sys.exit(f"error: bad --config: {' '.join(message.split())}")
 
@@ -63,9 +100,10 @@ def main(argv: list[str]) -> None:
         jax.device_count(),
         jax.devices()[0].platform,
     )
-    evaluators = [AttentionPictures(config, input_pipeline)] if config.attention_images else []
     try:
-        loop.train_and_evaluate(config, workdir, input_pipeline, evaluators)
+        data = loop.open_data(config, workdir, input_pipeline.DataSet)
+        evaluators = [AttentionPictures(data, config.attention_images)]
+        loop.train_and_evaluate(config, workdir, data, evaluators)
     except (DataNotFoundError, loop.SetupError, loop.NonFiniteError) as e:
         sys.exit(f"error: {e}")
     except DataReadError as e:  # e.g. an image file truncated mid-way

@@ -3,7 +3,7 @@ r"""Images per second of the training input pipeline alone, on offline mock data
     python -m ran_jax.pipeline_benchmark --dataset=cifar10
     python -m ran_jax.pipeline_benchmark --dataset=imagenet2012 --batches=50 --json
 
-Times ``input_pipeline.train_batches`` with no model attached (``data.pipeline_timing``
+Times ``DataSet.train_batches`` with no model attached (``data.pipeline_timing``
 says how the mock data is made); figures are in ``docs/performance.md``.
 """
 
@@ -33,7 +33,7 @@ def _define_flags() -> None:
 
 def _print_report(r: dict) -> None:
     size = r["image_size"]
-    print(f"{r['dataset']} training pipeline (input_pipeline.train_batches), offline mock data")
+    print(f"{r['dataset']} training pipeline (DataSet.train_batches), offline mock data")
     print(f"  batch size          {r['batch_size']}")
     print(f"  output images       {size}x{size}, float32")
     print(

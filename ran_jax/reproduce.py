@@ -38,7 +38,7 @@ def main(argv: list[str]) -> None:
     cli.report(
         argv,
         lambda: run_study(
-            f.study, f.workdir, input_pipeline, f.seeds, f.max_runs, f.smoke, f.data_dir
+            f.study, f.workdir, input_pipeline.DataSet, f.seeds, f.max_runs, f.smoke, f.data_dir
         ),
         _show,
         progress=True,

@@ -38,7 +38,7 @@ def visualize(
         inputs = image_files.eval_views(images, run.dataset)
         labels = [os.path.basename(p) for p in images]
     else:
-        inputs, labels = pictures.eval_images(run.config, run.dataset, num, input_pipeline)
+        inputs, labels = pictures.eval_images(input_pipeline.DataSet(run.config), num)
     masks = pictures.masks_fn(run.model.apply)
     figures = pictures.mask_figures(
         masks, run.variables(ema), inputs, run.dataset.normalisation, labels

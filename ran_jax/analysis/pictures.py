@@ -14,13 +14,12 @@ import os
 from typing import Any
 
 import jax
-import ml_collections
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ran_jax.analysis import attention_maps
-from ran_jax.data.info import DatasetInfo, DataSource
+from ran_jax.data.info import DataSource
 from ran_jax.models import ResidualAttentionNetwork
 
 
@@ -114,16 +113,12 @@ def mask_figures(
     ]
 
 
-def eval_images(
-    config: ml_collections.ConfigDict, info: DatasetInfo, num: int, data: DataSource
-) -> tuple[np.ndarray, list[str]]:
-    """The first ``num`` evaluation images of ``config`` as the network sees them, with
+def eval_images(data: DataSource, num: int) -> tuple[np.ndarray, list[str]]:
+    """The first ``num`` evaluation images of ``data`` as the network sees them, with
     titles naming their classes."""
-    config = config.copy_and_resolve_references()
     # Process 0's part of the first num * processes examples is the first num.
-    config.eval_examples = config.batch_size = num * jax.process_count()
-    batch = next(data.eval_batches(config))
-    names = [info.class_names[label] for label in batch["label"][:num]]
+    batch = next(data.eval_batches(num * jax.process_count(), num * jax.process_count()))
+    names = [data.info.class_names[label] for label in batch["label"][:num]]
     return batch["image"][:num], [f"#{i}: {n}" for i, n in enumerate(names)]
 
 
@@ -139,11 +134,11 @@ def save(figures: list, out: str) -> list[str]:
 
 
 class AttentionPictures:
-    """The training evaluator of mask pictures: the first ``config.attention_images``
-    evaluation images, drawn after every evaluation for TensorBoard (tag ``attention``)."""
+    """The training evaluator of mask pictures: the first ``count`` evaluation images of
+    ``data``, drawn after every evaluation for TensorBoard (tag ``attention``)."""
 
-    def __init__(self, config: ml_collections.ConfigDict, data: DataSource):
-        self._config = config
+    def __init__(self, data: DataSource, count: int):
+        self._count = count
         self._data = data
         self._masks = None
         self._inputs: tuple[np.ndarray, list[str], tuple] | None = None
@@ -151,13 +146,11 @@ class AttentionPictures:
     def __call__(
         self, model: ResidualAttentionNetwork, variables: Any
     ) -> dict[str, list[np.ndarray]]:
-        count = self._config.attention_images
-        if not count or not any(stage.num_modules for stage in model.stages):
+        if not self._count or not any(stage.num_modules for stage in model.stages):
             return {}
         if self._inputs is None:  # read once, at the first evaluation
-            info = self._data.dataset_info(self._config)
-            images, labels = eval_images(self._config, info, count, self._data)
-            self._inputs = (images, labels, info.normalisation)
+            images, labels = eval_images(self._data, self._count)
+            self._inputs = (images, labels, self._data.info.normalisation)
             self._masks = masks_fn(model.apply)
         images, labels, normalisation = self._inputs
         figures = mask_figures(self._masks, variables, images, normalisation, labels)

@@ -9,8 +9,8 @@ network needs is read from the builder's info:
   refused in one line that lists the features it has;
 - the splits: ``train``, and ``test`` or else ``validation`` (``config.train_split`` and
   ``config.eval_split`` choose others);
-- image size and channels; fixed-size images of at most ``SMALL`` pixels get CIFAR's
-  augmentation, larger or variable ones ImageNet's;
+- image size and channels; square images of one size up to ``datasets.SMALL`` pixels get
+  CIFAR's augmentation, larger or variable ones ImageNet's (``datasets.default_augmentation``);
 - normalisation: per-channel mean and std of the pixels, scaled to [0, 1], of the first
   ``STATISTICS_EXAMPLES`` training images (each image weighs the same), computed once and
   stored beside the data in ``<builder data_dir>/STATISTICS_FILE``.
@@ -27,7 +27,8 @@ import numpy as np
 from ran_jax.data.tf_runtime import tf, tfds
 
 NAME = "tfds"
-SMALL = 64  # fixed-size images up to this side get CIFAR-style augmentation
+# tfds downloads each data set from its own hosts; reaching this one stands for "online".
+HOST = "storage.googleapis.com"
 STATISTICS_EXAMPLES = 1000
 STATISTICS_FILE = "ran_jax_statistics.json"
 
@@ -85,31 +86,17 @@ def default_splits(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
     return "train", evaluation
 
 
-def augmentation(builder: tfds.core.DatasetBuilder) -> tuple[bool, bool, bool]:
-    """(any_size, jpeg, flip): fixed-size images of at most SMALL pixels are padded and
-    cropped as CIFAR's, others cropped as ImageNet's; every image is flipped."""
-    image = builder.info.features[feature_keys(builder)[0]]
-    height, width, _ = image.shape
-    small = height is not None and height == width and height <= SMALL
-    return not small, image.encoding_format == "jpeg", True
-
-
 def statistics(
     builder: tfds.core.DatasetBuilder, split: str, channels: int
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel (mean, std) of the first STATISTICS_EXAMPLES images of ``split``, pixels
     scaled to [0, 1]: read from STATISTICS_FILE beside the data, else computed and stored."""
     path = os.path.join(os.fspath(builder.data_dir), STATISTICS_FILE)
-    cached = _cache.get(path)
-    if cached is not None and cached[0] == split:
-        return cached[1]
     try:
         with open(path) as f:
             stored = json.load(f)
         if stored["split"] == split:
-            result = tuple(stored["mean"]), tuple(stored["std"])
-            _cache[path] = (split, result)
-            return result
+            return tuple(stored["mean"]), tuple(stored["std"])
     except (OSError, ValueError, KeyError):
         pass
     key = feature_keys(builder)[0]
@@ -137,8 +124,4 @@ def statistics(
             json.dump({"split": split, "examples": n, "mean": result[0], "std": result[1]}, f)
     except OSError:  # read-only data: computed again by the next process
         pass
-    _cache[path] = (split, result)
     return result
-
-
-_cache: dict[str, tuple[str, tuple]] = {}

@@ -1,147 +1,227 @@
-"""One record per data set: everything the code knows about it, in one place.
+"""The registered data sets: one small builder function each, as scenic's ``dataset_lib``.
 
-To add a data set, register one ``Dataset`` (as scenic's ``dataset_lib`` registers one
-builder per data set). ``config.dataset`` names a record, or ``NAME:ARGUMENT`` for a record
-that takes an argument (``image_folder:ROOT``).
+``config.dataset`` names one, or ``NAME:ARGUMENT`` for one that takes an argument
+(``image_folder:ROOT``, ``tfds:NAME``). A builder function takes the argument and the config
+and returns the data set's ``Source``: its prepared tfds builder, default splits,
+normalisation and augmentation (``configs.AUGMENTATIONS``). ``describe`` reads the rest from
+the builder. To add a data set, register one more function.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from ran_jax.data import catalogue, cluttered_digits, image_folder, tiny_imagenet
+import ml_collections
+
+from ran_jax.data import (
+    catalogue,
+    cluttered_digits,
+    downloads,
+    image_folder,
+    tiny_imagenet,
+)
+from ran_jax.data.info import DatasetInfo, any_size
 from ran_jax.data.tf_runtime import tfds
 
 Normalisation = tuple[tuple[float, ...], tuple[float, ...]]
 # Per-channel (mean, std) of ImageNet's pixels scaled to [0, 1].
 IMAGENET_NORMALISATION: Normalisation = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 # Per-channel (mean, std) of Tiny ImageNet-200's training pixels as commonly published (std
-# over all pixels, as CIFAR's above); not re-measured here, the archive cannot be downloaded
+# over all pixels, as CIFAR's below); not re-measured here, the archive cannot be downloaded
 # on the machines this was written on.
 TINY_IMAGENET_NORMALISATION: Normalisation = ((0.4802, 0.4481, 0.3975), (0.2770, 0.2691, 0.2821))
+# Per-channel (mean, std) of CIFAR's training pixels scaled to [0, 1].
+CIFAR10_NORMALISATION: Normalisation = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+CIFAR100_NORMALISATION: Normalisation = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
+CIFAR_HOST = "www.cs.toronto.edu"
+SMALL = 64  # square images of one size up to this side get CIFAR's augmentation
 
 
 @dataclasses.dataclass(frozen=True)
-class Dataset:
-    """A data set's splits, statistics, augmentation and where its data comes from."""
+class Source:
+    """A data set's prepared tfds builder and how to read it."""
 
-    name: str
-    splits: tuple[str, str]  # (train split, evaluation split)
+    builder: tfds.core.DatasetBuilder
+    splits: tuple[str, str]  # default (train, evaluation) splits
     normalisation: Normalisation  # per-channel (mean, std) of pixels scaled to [0, 1]
-    # Images of any size: Inception-style crops in training, shorter side resized and centre
-    # crop in evaluation, at config.image_size / eval_image_size. Otherwise fixed-size images
-    # get CIFAR's zero-pad-and-crop.
-    any_size: bool = False
-    jpeg: bool = False  # every image is a JPEG: training decodes only its crop
-    flip: bool = True  # random horizontal flips in training (mirrored digits are no digits)
-    download_host: str | None = None  # tfds downloads it from there when online; None: never
-    manual_archives: tuple[str, ...] = ()  # what to place in the manual dir offline
-    # A builder of our own, from (argument, data_dir); None: tfds.builder(name).
-    make_builder: Callable[[str, str | None], tfds.core.DatasetBuilder] | None = None
-    takes_argument: bool = False  # config.dataset is NAME:ARGUMENT
-    argument_name: str = "ROOT"  # what the argument is, in messages
-    prepares_itself: bool = False  # make_builder returns it prepared (or raises)
-    # The data decides splits, augmentation and normalisation (catalogue.py), not this record.
-    from_data: bool = False
-
-    def builder(self, argument: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
-        """The tfds builder: prepared for our own data sets, maybe not yet for tfds' ones."""
-        if self.make_builder is None:
-            return tfds.builder(self.name, data_dir=data_dir)
-        return self.make_builder(argument, data_dir)
+    augmentation: str  # of ``configs.AUGMENTATIONS``; config.augmentation overrides it
+    image_size: int | None = None  # side of every image where the builder's features lack it
 
 
-DATASETS: dict[str, Dataset] = {}
+Builder = Callable[[str, ml_collections.ConfigDict], Source]
 
 
-def register(dataset: Dataset) -> Dataset:
-    DATASETS[dataset.name] = dataset
-    return dataset
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    build: Builder
+    argument: str | None  # what NAME:ARGUMENT's argument is, in messages; None: takes none
 
 
-def lookup(dataset: str) -> tuple[Dataset, str]:
-    """(record, argument) of ``config.dataset``; ValueError naming the valid names."""
+REGISTRY: dict[str, _Entry] = {}
+
+
+def register(name: str, argument: str | None = None) -> Callable[[Builder], Builder]:
+    """Registers a builder function as the data set ``name`` (``name:ARGUMENT`` where
+    ``argument`` names what follows the colon)."""
+
+    def add(build: Builder) -> Builder:
+        REGISTRY[name] = _Entry(build, argument)
+        return build
+
+    return add
+
+
+def lookup(dataset: str) -> tuple[Builder, str]:
+    """(builder function, argument) of ``config.dataset``; ValueError naming the valid names."""
     name, _, argument = dataset.partition(":")
-    record = DATASETS.get(name)
-    if record is None or record.takes_argument != bool(argument):
-        valid = [f"{n}:{d.argument_name}" if d.takes_argument else n for n, d in DATASETS.items()]
+    entry = REGISTRY.get(name)
+    if entry is None or (entry.argument is None) == bool(argument):
+        valid = [f"{n}:{e.argument}" if e.argument else n for n, e in REGISTRY.items()]
         raise ValueError(
             f"Unknown dataset {dataset!r}; valid names are: {', '.join(valid[:-1])} or {valid[-1]}."
         )
-    return record, argument
+    return entry.build, argument
 
 
-register(
-    Dataset(
-        "cifar10",
-        ("train", "test"),
-        ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-        download_host="www.cs.toronto.edu",
-        manual_archives=("cifar-10-binary.tar.gz",),
+def default_augmentation(height: int | None, width: int | None) -> str:
+    """CIFAR's augmentation for square images of one size up to SMALL pixels, else ImageNet's."""
+    small = height is not None and height == width and height <= SMALL
+    return "pad_crop_flip" if small else "resized_crop_flip"
+
+
+def check_split(dataset: str, key: str, split: str, splits: Iterable[str]) -> None:
+    """A one-line ValueError naming ``config.<key>`` unless ``split`` is one of ``splits``."""
+    if split not in splits:
+        raise ValueError(
+            f"config.{key}={split!r}: {dataset} has no such split; its splits are: "
+            f"{', '.join(sorted(splits))}."
+        )
+
+
+def describe(config: ml_collections.ConfigDict, source: Source) -> DatasetInfo:
+    """The ``DatasetInfo`` of ``config.dataset``, read from its ``source``; a one-line
+    ValueError for a split, augmentation or evaluation size the data cannot have."""
+    builder = source.builder
+    image_key, label_key = catalogue.feature_keys(builder)
+    features, splits = builder.info.features, builder.info.splits
+    train_split = config.train_split or source.splits[0]
+    eval_split = config.eval_split or source.splits[1]
+    for key, split in (("train_split", train_split), ("eval_split", eval_split)):
+        check_split(config.dataset, key, split, splits)
+    height, _, channels = features[image_key].shape
+    height = height or source.image_size
+    channels = channels or 3
+    augmentation = config.augmentation or source.augmentation
+    if height is None and not any_size(augmentation):
+        raise ValueError(
+            f"config.augmentation={augmentation!r} needs images of one size, and "
+            f"{config.dataset}'s differ; use 'resized_crop_flip'."
+        )
+    image_size = config.image_size if any_size(augmentation) else height
+    eval_image_size = config.eval_image_size or image_size
+    if not any_size(augmentation) and eval_image_size != height:
+        raise ValueError(
+            f"config.eval_image_size={eval_image_size} needs images of any size; "
+            f"{config.dataset} images are all {height}x{height} and are evaluated at that size "
+            f"with the augmentation {augmentation!r}."
+        )
+    num_eval = splits[eval_split].num_examples
+    if config.eval_examples is not None:
+        num_eval = min(num_eval, config.eval_examples)
+    metadata = builder.info.metadata or {}
+    class_names = metadata.get("class_names") or features[label_key].names  # readable names
+    return DatasetInfo(
+        name=config.dataset.partition(":")[0],
+        num_classes=features[label_key].num_classes,
+        image_size=image_size,
+        num_channels=channels,
+        num_train=splits[train_split].num_examples,
+        num_eval=num_eval,
+        train_split=train_split,
+        eval_split=eval_split,
+        eval_image_size=eval_image_size,
+        class_names=tuple(class_names),
+        normalisation=source.normalisation,
+        augmentation=augmentation,
     )
-)
-register(
-    Dataset(
-        "cifar100",
+
+
+@register("cifar10")
+def _cifar10(_: str, config: ml_collections.ConfigDict) -> Source:
+    builder = tfds.builder("cifar10", data_dir=config.data_dir)
+    return Source(
+        downloads.prepared(builder, config, CIFAR_HOST, ("cifar-10-binary.tar.gz",)),
         ("train", "test"),
-        ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-        download_host="www.cs.toronto.edu",
-        manual_archives=("cifar-100-binary.tar.gz",),
+        CIFAR10_NORMALISATION,
+        "pad_crop_flip",
     )
-)
-register(
-    Dataset(
-        "imagenet2012",
+
+
+@register("cifar100")
+def _cifar100(_: str, config: ml_collections.ConfigDict) -> Source:
+    builder = tfds.builder("cifar100", data_dir=config.data_dir)
+    return Source(
+        downloads.prepared(builder, config, CIFAR_HOST, ("cifar-100-binary.tar.gz",)),
+        ("train", "test"),
+        CIFAR100_NORMALISATION,
+        "pad_crop_flip",
+    )
+
+
+@register("imagenet2012")
+def _imagenet2012(_: str, config: ml_collections.ConfigDict) -> Source:
+    builder = tfds.builder("imagenet2012", data_dir=config.data_dir)
+    archives = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
+    return Source(
+        downloads.prepared(builder, config, None, archives),  # never downloaded
         ("train", "validation"),
         IMAGENET_NORMALISATION,
-        any_size=True,
-        jpeg=True,  # tfds stores all of ImageNet as JPEG
-        manual_archives=("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"),
+        "resized_crop_flip",
     )
-)
-register(
-    Dataset(
-        "cluttered_digits",
-        ("train", "test"),
-        ((0.0,), (1.0,)),  # only scaled to [0, 1]
-        flip=False,
-        # Generated locally in seconds, no download.
-        make_builder=lambda _, data_dir: cluttered_digits.prepare(data_dir),
-        prepares_itself=True,
+
+
+@register("cluttered_digits")
+def _cluttered_digits(_: str, config: ml_collections.ConfigDict) -> Source:
+    # Generated locally in seconds, no download; pixels only scaled to [0, 1]; mirrored
+    # digits are no digits, so no flips.
+    return Source(
+        cluttered_digits.prepare(config.data_dir), ("train", "test"), ((0.0,), (1.0,)), "pad_crop"
     )
-)
-register(
-    Dataset(
-        image_folder.NAME,
-        ("train", "test"),
+
+
+@register(image_folder.NAME, "ROOT")
+def _image_folder(root: str, _: ml_collections.ConfigDict) -> Source:
+    folder = image_folder.builder(root)
+    return Source(
+        folder,
+        image_folder.SPLITS,
         IMAGENET_NORMALISATION,  # every image is read as RGB
-        any_size=True,
-        make_builder=lambda root, _: image_folder.builder(root),
-        takes_argument=True,
-        prepares_itself=True,
+        default_augmentation(folder.image_size, folder.image_size),
+        image_size=folder.image_size,
     )
-)
-register(
-    Dataset(
-        tiny_imagenet.NAME,
+
+
+@register(tiny_imagenet.NAME)
+def _tiny_imagenet(_: str, config: ml_collections.ConfigDict) -> Source:
+    return Source(
+        tiny_imagenet.prepare(config.data_dir),
         ("train", "validation"),
         TINY_IMAGENET_NORMALISATION,
-        manual_archives=(tiny_imagenet.ARCHIVE,),
-        make_builder=lambda _, data_dir: tiny_imagenet.prepare(data_dir),
-        prepares_itself=True,
+        "pad_crop_flip",
     )
-)
-register(
-    Dataset(
-        catalogue.NAME,
-        ("train", "test"),  # defaults; catalogue.default_splits reads the builder's
-        IMAGENET_NORMALISATION,  # unused: catalogue.statistics computes them from the data
-        # tfds downloads each data set from its own hosts; this one stands for "online".
-        download_host="storage.googleapis.com",
-        make_builder=catalogue.builder,
-        takes_argument=True,
-        argument_name="NAME",
-        from_data=True,
+
+
+@register(catalogue.NAME, "NAME")
+def _tfds(name: str, config: ml_collections.ConfigDict) -> Source:
+    builder = downloads.prepared(catalogue.builder(name, config.data_dir), config, catalogue.HOST)
+    splits = catalogue.default_splits(builder)
+    height, width, channels = builder.info.features[catalogue.feature_keys(builder)[0]].shape
+    train_split = config.train_split or splits[0]
+    check_split(config.dataset, "train_split", train_split, builder.info.splits)
+    return Source(
+        builder,
+        splits,
+        catalogue.statistics(builder, train_split, channels or 3),
+        default_augmentation(height, width),
     )
-)

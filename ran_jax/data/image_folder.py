@@ -7,7 +7,8 @@ The layout is the one of ``tfds.ImageFolder``, which reads it::
 
 Any number of classes (the sorted class folder names of both splits), images of any size.
 ``check_layout`` rejects a missing, empty or malformed tree before training starts, with one
-line naming the path at fault. It also reads the header of every image, so a file that is
+line naming the path at fault. It also reads the header of every image (its size: folders of
+small images of one size are augmented as CIFAR, others as ImageNet), so a file that is
 not a JPEG, PNG, GIF or BMP at all is caught then, not hours later, and it finds the files
 TensorFlow would read unlike an image viewer (EXIF-rotated photos, CMYK JPEGs, palette BMPs:
 ``pillow_decode``). The stream reads those through Pillow and all others as before,
@@ -16,7 +17,7 @@ TensorFlow decoding the file's bytes, so images are read as ``predict`` reads th
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import os
 
 from ran_jax.data import pillow_decode
@@ -35,21 +36,28 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(EXTENSIONS)
 
 
-def _needs_pillow(path: str) -> bool:
+def _header(path: str) -> tuple[bool, tuple[int, int]]:
     try:
-        return pillow_decode.needs_pillow(path)
+        return pillow_decode.header(path)
     except pillow_decode.UnreadableImageError as e:
         raise LayoutError(f"{e} Remove it or replace it with a valid image.") from e
 
 
-def check_layout(root: str) -> frozenset[str]:
-    """Raises ``LayoutError`` naming the path at fault unless ``root`` is a usable tree;
-    returns the images to read through Pillow (``pillow_decode.needs_pillow``)."""
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """What ``check_layout`` found in a usable tree."""
+
+    through_pillow: frozenset[str]  # images to read through Pillow (``pillow_decode``)
+    sizes: frozenset[tuple[int, int]]  # the (height, width) of the images, as shown
+
+
+def check_layout(root: str) -> Layout:
+    """Raises ``LayoutError`` naming the path at fault unless ``root`` is a usable tree."""
     hint = f"expected {root}/train/<class>/*.jpg|png and {root}/test/<class>/*.jpg|png"
     if not os.path.isdir(root):
         raise LayoutError(f"Image folder {root} does not exist or is not a directory; {hint}.")
     classes: dict[str, list[str]] = {}
-    through_pillow = set()
+    through_pillow, sizes = set(), set()
     for split in SPLITS:
         split_dir = os.path.join(root, split)
         if not os.path.isdir(split_dir):
@@ -74,7 +82,9 @@ def check_layout(root: str) -> frozenset[str]:
                 )
             for image in images:
                 path = os.path.join(class_dir, image)
-                if _needs_pillow(path):
+                pillow, size = _header(path)
+                sizes.add(size)
+                if pillow:
                     through_pillow.add(path)
     unknown = sorted(set(classes["test"]) - set(classes["train"]))
     if unknown:
@@ -82,7 +92,7 @@ def check_layout(root: str) -> frozenset[str]:
             f"Test class {unknown[0]!r} ({os.path.join(root, 'test', unknown[0])}) has no "
             f"training images in {os.path.join(root, 'train')}/; every test class needs some."
         )
-    return frozenset(through_pillow)
+    return Layout(frozenset(through_pillow), frozenset(sizes))
 
 
 class Folder(tfds.ImageFolder):
@@ -91,9 +101,12 @@ class Folder(tfds.ImageFolder):
     it with ``decoders={"image": tfds.decode.SkipDecoding()}`` and decode the images with
     ``preprocess.decode_any``, as the input pipeline does."""
 
-    def __init__(self, root: str, through_pillow: frozenset[str]):
+    def __init__(self, root: str, layout: Layout):
         super().__init__(root)
-        self.through_pillow = through_pillow
+        self.through_pillow = layout.through_pillow
+        # The side of every image where all are square and of one size; None otherwise.
+        (height, width), *others = layout.sizes
+        self.image_size = height if not others and height == width else None
 
     def files(self, split: str) -> list[str]:
         """The image files of ``split``, in the order of its examples."""
@@ -124,8 +137,7 @@ class Folder(tfds.ImageFolder):
         return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-@functools.lru_cache(maxsize=8)
 def builder(root: str) -> Folder:
-    """The checked image folder of ``root`` (checked and listed once per process)."""
+    """The checked image folder of ``root``."""
     root = os.path.abspath(os.path.expanduser(root))
     return Folder(root, check_layout(root))

@@ -6,11 +6,21 @@ No TensorFlow here: ``training/`` and the commands read these without starting i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import ml_collections
 import numpy as np
+
+
+def any_size(augmentation: str) -> bool:
+    """Whether ``augmentation`` takes images of any size (crops and resizes them)."""
+    return augmentation == "resized_crop_flip"
+
+
+def flips(augmentation: str) -> bool:
+    """Whether ``augmentation`` flips training images at random."""
+    return augmentation != "pad_crop"
 
 
 class DataNotFoundError(Exception):
@@ -25,7 +35,7 @@ class DataReadError(Exception):
 class DatasetInfo:
     """Classes, sizes and input statistics of the data set a run trains on."""
 
-    name: str  # a record of ``datasets.DATASETS``: "image_folder", "tfds" for all of theirs
+    name: str  # a registered data set (``data/datasets.py``): "image_folder", "tfds", ...
     num_classes: int
     image_size: int  # training input side
     num_channels: int
@@ -37,19 +47,12 @@ class DatasetInfo:
     class_names: tuple[str, ...]
     # Per-channel (mean, std) of pixels scaled to [0, 1].
     normalisation: tuple[tuple[float, ...], tuple[float, ...]]
-    # How images are augmented and decoded, from the data: None (run.json files written
-    # before these fields existed) means "as the record ``name`` of ``datasets.DATASETS``".
-    # any_size: Inception-style crops in training, shorter side resized and centre crop in
-    # evaluation; otherwise CIFAR's zero-pad-and-crop of fixed-size images. They follow from
-    # the fields above and the data set, so equality leaves them out (compare=False).
-    any_size: bool | None = dataclasses.field(default=None, compare=False)
-    # Every image is a JPEG: training decodes only its crop.
-    jpeg: bool | None = dataclasses.field(default=None, compare=False)
-    flip: bool | None = dataclasses.field(default=None, compare=False)  # random flips in training
+    augmentation: str  # one of configs.AUGMENTATIONS
 
     @classmethod
     def from_dict(cls, fields: dict[str, Any]) -> DatasetInfo:
-        """The description ``run.json`` holds (``dataclasses.asdict`` of one, as JSON)."""
+        """The description ``run.json`` holds (``dataclasses.asdict`` of one, as JSON;
+        ``training/run_file.py`` brings older ones up to date first)."""
         mean, std = fields["normalisation"]
         return cls(
             **{
@@ -61,16 +64,23 @@ class DatasetInfo:
 
 
 class DataSource(Protocol):
-    """Where training reads its data: the module ``ran_jax.data.input_pipeline``, or any
-    object with its three functions. Training and analysis take it as an argument, so they
-    import no TensorFlow."""
+    """A data set opened once from a config (``data.input_pipeline.DataSet``, or any object
+    with this interface): its description and its streams of numpy batches. Training and
+    analysis take it as an argument, so they import no TensorFlow."""
 
-    def dataset_info(self, config: ml_collections.ConfigDict) -> DatasetInfo: ...
+    info: DatasetInfo
 
-    def train_batches(
-        self, config: ml_collections.ConfigDict, *, start_step: int = 0
-    ) -> Iterator[dict[str, np.ndarray]]: ...
+    def train_batches(self, start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
+        """Endless training batches of this process, from batch ``start_step`` on."""
+        ...
 
     def eval_batches(
-        self, config: ml_collections.ConfigDict
-    ) -> Iterator[dict[str, np.ndarray]]: ...
+        self, batch_size: int | None = None, num_examples: int | None = None
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """This process's part of the evaluation split (or of its first ``num_examples``)
+        in padded batches of ``batch_size`` (default: the config's)."""
+        ...
+
+
+# Opens the data set of a config: what runs of many configs (studies, evaluations) take.
+DataOpener = Callable[[ml_collections.ConfigDict], DataSource]

@@ -1,16 +1,18 @@
-"""tf.data input streams: this process's training and evaluation batches.
+"""The data set of a config, opened once: ``DataSet``, its description and tf.data streams.
 
-Every process reads its own part of a split and yields numpy batches of ``batch_size //
-jax.process_count()`` examples; splitting them over local devices is the training loop's job.
-What a data set is lives in ``datasets`` (one record each), how its images are decoded and
-augmented in ``preprocess``; the training loop takes this module as its data source.
+``DataSet(config)`` prepares the data set (``datasets``: one registered builder each) and
+reads its ``DatasetInfo`` once; its streams give this process's training and evaluation
+batches. Every process reads its own part of a split and yields numpy batches of
+``batch_size // jax.process_count()`` examples; splitting them over local devices is the
+training loop's job. How images are decoded and augmented lives in ``preprocess``. The
+training loop, the evaluators and the commands take the ``DataSet``.
 
 Exact resume: the training stream is a pure function of (config, process, ``start_step``).
 Each epoch is a fixed shuffle of the process's examples seeded by (seed, epoch), and every
 random draw of an example (augmentation, noisy label) comes from stateless ops keyed by the
 seed and the example's index in the split, never by pipeline state. Resuming at step k skips
 whole epochs without reading them and then ``k * B`` modulo the epoch size still-encoded
-examples, so ``train_batches(config, start_step=k)`` yields exactly the batches an
+examples, so ``train_batches(start_step=k)`` yields exactly the batches an
 uninterrupted run yields from its k-th on.
 """
 
@@ -22,17 +24,12 @@ import jax
 import ml_collections
 import numpy as np
 
-from ran_jax.data import builders, catalogue, image_files, image_folder, preprocess
+from ran_jax.data import catalogue, datasets, image_files, image_folder, preprocess
 from ran_jax.data.info import DataReadError, DatasetInfo
 from ran_jax.data.tf_runtime import tf, tfds
 
 # Independent random streams derived from config.seed.
 _SHUFFLE, _AUGMENT, _NOISE, _ERASE = range(4)
-
-
-def dataset_info(config: ml_collections.ConfigDict) -> DatasetInfo:
-    """Classes, image shape and split sizes of ``config.dataset`` (prepared if need be)."""
-    return builders.describe(config, builders.builder(config))
 
 
 def _reading(
@@ -157,105 +154,122 @@ def _options() -> tf.data.Options:
     return options
 
 
-def train_batches(
-    config: ml_collections.ConfigDict, *, start_step: int = 0
-) -> Iterator[dict[str, np.ndarray]]:
-    """Endless augmented training batches of a process, from batch ``start_step`` on.
+class DataSet:
+    """``config.dataset``, prepared (downloaded where allowed) and described once.
 
-    Yields {'image': float32 [B, H, W, C], 'label': int32 [B]} with B = config.batch_size //
-    process count. Batches run across epoch boundaries.
+    Raises ``DataNotFoundError`` when it is missing and cannot be downloaded, and a one-line
+    ValueError for a name, split or size it cannot have, before anything is written.
     """
-    if not 0 <= config.label_noise < 1:
-        raise ValueError(f"label_noise must be in [0, 1), got {config.label_noise}.")
-    builder = builders.builder(config)
-    info = builders.describe(config, builder)
-    process = _this_process()
-    batch_size = _process_batch_size(config.batch_size, process[1])
-    start, stop = _process_range(info.num_train, process, drop_remainder=True)
-    examples = _read(builder, info.train_split, start, stop, config.get("cache", False))
-    first_epoch, skip = divmod(start_step * batch_size, stop - start)
 
-    def epochs(examples: tf.data.Dataset) -> tf.data.Dataset:
-        """(epoch, *example) from epoch ``first_epoch`` on, each a fixed shuffle of
-        ``examples``; their order depends on the seed and their number only."""
+    def __init__(self, config: ml_collections.ConfigDict):
+        build, argument = datasets.lookup(config.dataset)
+        self.config = config
+        source = build(argument, config)
+        self._builder = source.builder
+        self.info: DatasetInfo = datasets.describe(config, source)
 
-        def shuffled_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
-            seed = tf.random.stateless_uniform(
-                [], _key(config.seed, _SHUFFLE, epoch), minval=None, maxval=None, dtype=tf.int64
-            )
-            shuffled = examples.shuffle(config.shuffle_buffer, seed, reshuffle_each_iteration=False)
-            return shuffled.map(lambda *example: (epoch, *example))
+    def train_batches(self, start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
+        """Endless augmented training batches of a process, from batch ``start_step`` on.
 
-        return tf.data.Dataset.counter(first_epoch).flat_map(shuffled_epoch).skip(skip)
+        Yields {'image': float32 [B, H, W, C], 'label': int32 [B]} with B = config.batch_size //
+        process count. Batches run across epoch boundaries.
+        """
+        config, builder, info = self.config, self._builder, self.info
+        process = _this_process()
+        batch_size = _process_batch_size(config.batch_size, process[1])
+        start, stop = _process_range(info.num_train, process, drop_remainder=True)
+        examples = _read(builder, info.train_split, start, stop, config.cache)
+        first_epoch, skip = divmod(start_step * batch_size, stop - start)
 
-    def damaged_file(n: int) -> str | None:
-        order = epochs(tf.data.Dataset.range(start, stop)).skip(n * batch_size)
-        indices = (int(index) for _, index in order.take(batch_size).as_numpy_iterator())
-        return _damaged_file(builder, info.train_split, info, indices)
+        def epochs(examples: tf.data.Dataset) -> tf.data.Dataset:
+            """(epoch, *example) from epoch ``first_epoch`` on, each a fixed shuffle of
+            ``examples``; their order depends on the seed and their number only."""
 
-    def prepare(
-        epoch: tf.Tensor, index: tf.Tensor, image: tf.Tensor, label: tf.Tensor
-    ) -> dict[str, tf.Tensor]:
-        image = preprocess.train_image(image, _key(config.seed, _AUGMENT, epoch, index), info)
-        if config.get("random_erasing"):
-            erase_key = _key(config.seed, _ERASE, epoch, index)
-            image = preprocess.random_erase(image, erase_key, config.random_erasing)
-        if config.label_noise:
-            label = noisy_label(
-                label,
-                index,
-                num_classes=info.num_classes,
-                noise=config.label_noise,
-                seed=config.seed,
-            )
-        return {"image": image, "label": tf.cast(label, tf.int32)}
+            def shuffled_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+                seed = tf.random.stateless_uniform(
+                    [], _key(config.seed, _SHUFFLE, epoch), minval=None, maxval=None, dtype=tf.int64
+                )
+                shuffled = examples.shuffle(
+                    config.shuffle_buffer, seed, reshuffle_each_iteration=False
+                )
+                return shuffled.map(lambda *example: (epoch, *example))
 
-    ds = epochs(examples).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-    batches = ds.with_options(_options()).as_numpy_iterator()
-    return _reading(config.dataset, batches, damaged_file)
+            return tf.data.Dataset.counter(first_epoch).flat_map(shuffled_epoch).skip(skip)
 
+        def damaged_file(n: int) -> str | None:
+            order = epochs(tf.data.Dataset.range(start, stop)).skip(n * batch_size)
+            indices = (int(index) for _, index in order.take(batch_size).as_numpy_iterator())
+            return _damaged_file(builder, info.train_split, info, indices)
 
-def eval_batches(config: ml_collections.ConfigDict) -> Iterator[dict[str, np.ndarray]]:
-    """This process's part of the whole eval split, unaugmented, in padded batches.
+        def prepare(
+            epoch: tf.Tensor, index: tf.Tensor, image: tf.Tensor, label: tf.Tensor
+        ) -> dict[str, tf.Tensor]:
+            image = preprocess.train_image(image, _key(config.seed, _AUGMENT, epoch, index), info)
+            if config.random_erasing:
+                erase_key = _key(config.seed, _ERASE, epoch, index)
+                image = preprocess.random_erase(image, erase_key, config.random_erasing)
+            if config.label_noise:
+                label = noisy_label(
+                    label,
+                    index,
+                    num_classes=info.num_classes,
+                    noise=config.label_noise,
+                    seed=config.seed,
+                )
+            return {"image": image, "label": tf.cast(label, tf.int32)}
 
-    Yields {'image', 'label', 'mask'}, plus 'box' (int32 [B, 4]: top, left, bottom, right
-    of the object, for the attention localisation score) where the dataset records one;
-    mask (bool [B]) is False for the zero padding that fills the last batches. Every process
-    yields the same number of batches, so collectives over them cannot hang, and no example
-    is dropped.
-    """
-    builder = builders.builder(config)
-    info = builders.describe(config, builder)
-    process = _this_process()
-    batch_size = _process_batch_size(config.batch_size, process[1])
-    start, stop = _process_range(info.num_eval, process, drop_remainder=False)
-    largest_part = -(-info.num_eval // process[1])
-    num_batches = -(-largest_part // batch_size)
+        ds = epochs(examples).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        batches = ds.with_options(_options()).as_numpy_iterator()
+        return _reading(config.dataset, batches, damaged_file)
 
-    with_box = "box" in builder.info.features
+    def eval_batches(
+        self, batch_size: int | None = None, num_examples: int | None = None
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """This process's part of the eval split (its first ``info.num_eval`` examples, or
+        ``num_examples``), unaugmented, in padded batches of ``batch_size`` (global; default
+        ``config.batch_size``).
 
-    def prepare(index: tf.Tensor, image: tf.Tensor, label: tf.Tensor, *box: tf.Tensor) -> dict:
-        del index
-        example = {"image": preprocess.eval_image(image, info), "label": tf.cast(label, tf.int32)}
-        if box:
-            example["box"] = tf.cast(box[0], tf.int32)
-        return {**example, "mask": True}
+        Yields {'image', 'label', 'mask'}, plus 'box' (int32 [B, 4]: top, left, bottom, right
+        of the object, for the attention localisation score) where the dataset records one;
+        mask (bool [B]) is False for the zero padding that fills the last batches. Every process
+        yields the same number of batches, so collectives over them cannot hang, and no example
+        is dropped.
+        """
+        config, builder, info = self.config, self._builder, self.info
+        num_eval = min(info.num_eval, num_examples or info.num_eval)
+        process = _this_process()
+        batch_size = _process_batch_size(batch_size or config.batch_size, process[1])
+        start, stop = _process_range(num_eval, process, drop_remainder=False)
+        largest_part = -(-num_eval // process[1])
+        num_batches = -(-largest_part // batch_size)
 
-    ds = _read(builder, info.eval_split, start, stop, config.get("cache", False), with_box)
-    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    size = info.eval_image_size
-    pad = {"image": tf.zeros([size, size, info.num_channels]), "label": 0}
-    if with_box:
-        pad["box"] = tf.zeros([4], tf.int32)
-    padding = tf.data.Dataset.from_tensors({**pad, "mask": False}).repeat(
-        num_batches * batch_size - (stop - start)
-    )
-    ds = ds.concatenate(padding).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        with_box = "box" in builder.info.features
 
-    def damaged_file(n: int) -> str | None:
-        indices = range(start + n * batch_size, min(start + (n + 1) * batch_size, stop))
-        return _damaged_file(builder, info.eval_split, info, indices)
+        def prepare(index: tf.Tensor, image: tf.Tensor, label: tf.Tensor, *box: tf.Tensor) -> dict:
+            del index
+            example = {
+                "image": preprocess.eval_image(image, info),
+                "label": tf.cast(label, tf.int32),
+            }
+            if box:
+                example["box"] = tf.cast(box[0], tf.int32)
+            return {**example, "mask": True}
 
-    batches = ds.with_options(_options()).as_numpy_iterator()
-    return _reading(config.dataset, batches, damaged_file)
+        ds = _read(builder, info.eval_split, start, stop, config.cache, with_box)
+        ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        size = info.eval_image_size
+        pad = {"image": tf.zeros([size, size, info.num_channels]), "label": 0}
+        if with_box:
+            pad["box"] = tf.zeros([4], tf.int32)
+        padding = tf.data.Dataset.from_tensors({**pad, "mask": False}).repeat(
+            num_batches * batch_size - (stop - start)
+        )
+        ds = ds.concatenate(padding).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+        def damaged_file(n: int) -> str | None:
+            indices = range(start + n * batch_size, min(start + (n + 1) * batch_size, stop))
+            return _damaged_file(builder, info.eval_split, info, indices)
+
+        batches = ds.with_options(_options()).as_numpy_iterator()
+        return _reading(config.dataset, batches, damaged_file)

@@ -106,18 +106,30 @@ def _orientation(image: Image.Image) -> int:
     return orientation if orientation in _TRANSPOSE else 1
 
 
-def needs_pillow(path: str) -> bool:
-    """Whether TensorFlow would read the image at ``path`` unlike a viewer (header only).
+def header(path: str) -> tuple[bool, tuple[int, int]]:
+    """Whether TensorFlow would read the image at ``path`` unlike a viewer, and its (height,
+    width) as a viewer shows it, from the header alone.
 
     Raises ``UnreadableImageError`` for files that are not a JPEG, PNG, GIF or BMP, or whose
     header is damaged or of a kind that cannot be read.
     """
     with _open(path) as image:
-        if _orientation(image) != 1:
-            return True
-        if image.format in ("JPEG", "MPO"):
-            return image.mode not in ("L", "RGB")  # CMYK and YCCK
-        return image.format != "PNG"  # TensorFlow misreads some BMPs and GIF transparency
+        orientation = _orientation(image)
+        width, height = image.size
+        if orientation in (5, 6, 7, 8):  # a quarter turn
+            width, height = height, width
+        if orientation != 1:
+            pillow = True
+        elif image.format in ("JPEG", "MPO"):
+            pillow = image.mode not in ("L", "RGB")  # CMYK and YCCK
+        else:
+            pillow = image.format != "PNG"  # TensorFlow misreads some BMPs and GIF transparency
+    return pillow, (height, width)
+
+
+def needs_pillow(path: str) -> bool:
+    """Whether TensorFlow would read the image at ``path`` unlike a viewer (``header``)."""
+    return header(path)[0]
 
 
 def _to_channels(image: np.ndarray, channels: int) -> np.ndarray:

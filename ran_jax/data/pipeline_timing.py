@@ -1,6 +1,6 @@
 """Images per second of the training input pipeline alone, on offline mock data.
 
-A train step can only be as fast as its input: this times ``input_pipeline.train_batches``,
+A train step can only be as fast as its input: this times ``DataSet.train_batches``,
 the very decode / augment / normalise / batch code the trainer runs, with no model attached,
 to show that tf.data is not what limits the step rate (compare with the trainer's steps/s).
 
@@ -29,11 +29,13 @@ import numpy as np
 from ran_jax import configs
 from ran_jax.checks import check_choice
 from ran_jax.data import input_pipeline
-from ran_jax.data.datasets import DATASETS
 from ran_jax.data.tf_runtime import tf, tfds
 
-# (train, eval) examples of the real datasets: epochs and shuffling behave as in training.
-SPLIT_SIZES = {"cifar10": (50_000, 10_000), "imagenet2012": (1_281_167, 50_000)}
+# Examples per split of the real datasets: epochs and shuffling behave as in training.
+SPLIT_SIZES = {
+    "cifar10": {"train": 50_000, "test": 10_000},
+    "imagenet2012": {"train": 1_281_167, "validation": 50_000},
+}
 # Source images (height, width) cycled through the pool: common ImageNet photo sizes.
 IMAGENET_SOURCE_SHAPES = ((375, 500), (500, 375), (333, 500), (375, 500))
 POOL_SIZE = 64  # Distinct encoded images the mock reader serves in turn.
@@ -99,7 +101,7 @@ def _mock_dataset(dataset: str, pool: list[bytes]) -> Iterator[None]:
         version = str(tfds.builder_cls(dataset).VERSION)
         splits = [
             {"name": name, "numShards": "1", "shardLengths": [str(n)]}
-            for name, n in zip(DATASETS[dataset].splits, SPLIT_SIZES[dataset])
+            for name, n in SPLIT_SIZES[dataset].items()
         ]
         metadata = Path(data_dir, dataset, version, "dataset_info.json")
         metadata.parent.mkdir(parents=True)
@@ -116,7 +118,7 @@ def benchmark(config: ml_collections.ConfigDict, batches: int, warmup: int) -> d
     shapes = _source_shapes(config.dataset)
     pool = [_encode(_photo(shape, rng), config.dataset) for shape in shapes]
     with _mock_dataset(config.dataset, pool):
-        stream = input_pipeline.train_batches(config, start_step=0)
+        stream = input_pipeline.DataSet(config).train_batches()
         for _ in range(warmup):
             next(stream)
         start = time.perf_counter()

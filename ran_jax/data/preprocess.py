@@ -8,8 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ran_jax.data import pillow_decode
-from ran_jax.data.datasets import DATASETS
-from ran_jax.data.info import DatasetInfo
+from ran_jax.data.info import DatasetInfo, any_size, flips
 from ran_jax.data.tf_runtime import tf
 
 CIFAR_PAD = 4  # Zero padding before the random crop (translation) of small images.
@@ -18,21 +17,10 @@ ERASE_AREA = (0.02, 0.4)  # random erasing: fraction of the image area erased,
 ERASE_ASPECT = (0.3, 1 / 0.3)  # and the rectangle's height/width ratio (Zhong et al.)
 
 
-def augmentation(info: DatasetInfo) -> tuple[bool, bool, bool]:
-    """(any_size, jpeg, flip) of ``info``: its own, or its record's for runs written before
-    ``DatasetInfo`` held them."""
-    record = DATASETS.get(info.name)
-    own = (info.any_size, info.jpeg, info.flip)
-    if record is None:
-        return tuple(bool(x) for x in own)  # type: ignore[return-value]
-    default = (record.any_size, record.jpeg, record.flip)
-    return tuple(d if x is None else x for x, d in zip(own, default, strict=True))  # type: ignore[return-value]
-
-
 def decode_small(image_bytes: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
-    """A fixed-size PNG or JPEG (CIFAR, cluttered digits, Tiny ImageNet, ...) as uint8
-    [S, S, C]; grey JPEGs are repeated into RGB."""
-    image = tf.io.decode_image(image_bytes, channels=info.num_channels, expand_animations=False)
+    """An image of the data set's one size (CIFAR, cluttered digits, Tiny ImageNet, a folder
+    of small images, ...) as uint8 [S, S, C] (``decode_any``)."""
+    image = decode_any(image_bytes, info.num_channels)
     return tf.ensure_shape(image, [info.image_size, info.image_size, info.num_channels])
 
 
@@ -66,36 +54,41 @@ def pad_and_crop(image: tf.Tensor, key: tf.Tensor, pad: int = CIFAR_PAD) -> tf.T
 
 
 def random_resized_crop(
-    image_bytes: tf.Tensor, key: tf.Tensor, size: int, jpeg: bool = True, channels: int = 3
+    image_bytes: tf.Tensor, key: tf.Tensor, size: int, channels: int = 3
 ) -> tf.Tensor:
     """Inception-style crop of 8-100% of the area, aspect ratio 3/4-4/3, resized to size^2.
 
-    For JPEGs (``jpeg``) only the crop is decoded; other formats are decoded whole first.
-    After 10 failed draws the whole image is used. The resize is plain bilinear (as
-    Inception's preprocessing): anti-aliasing cost 60% of the time per image and made this
-    the limit of the step rate (``pipeline_benchmark.py``).
+    Of a JPEG only the crop is decoded; other formats are decoded whole first
+    (``decode_any``). After 10 failed draws the whole image is used. The resize is plain
+    bilinear (as Inception's preprocessing): anti-aliasing cost 60% of the time per image
+    and made this the limit of the step rate (``pipeline_benchmark.py``).
     """
-    if jpeg:
-        shape = tf.io.extract_jpeg_shape(image_bytes)
-    else:
-        image = decode_any(image_bytes, channels)
-        shape = tf.shape(image)
-    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        shape,
-        bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
-        seed=key,
-        min_object_covered=0.0,  # The box is the whole image: area_range alone decides.
-        aspect_ratio_range=(3 / 4, 4 / 3),
-        area_range=(0.08, 1.0),
-        max_attempts=10,
-        use_image_if_no_bounding_boxes=True,
-    )
-    if jpeg:
+
+    def box(shape: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            shape,
+            bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
+            seed=key,
+            min_object_covered=0.0,  # The box is the whole image: area_range alone decides.
+            aspect_ratio_range=(3 / 4, 4 / 3),
+            area_range=(0.08, 1.0),
+            max_attempts=10,
+            use_image_if_no_bounding_boxes=True,
+        )
+        return begin, crop_size
+
+    def jpeg_crop() -> tf.Tensor:
+        begin, crop_size = box(tf.io.extract_jpeg_shape(image_bytes))
         window = tf.stack([begin[0], begin[1], crop_size[0], crop_size[1]])
-        image = tf.io.decode_and_crop_jpeg(image_bytes, window, channels=channels)
-    else:
-        image = tf.slice(image, begin, crop_size)
-    return tf.image.resize(image, [size, size])
+        return tf.io.decode_and_crop_jpeg(image_bytes, window, channels=channels)
+
+    def other_crop() -> tf.Tensor:
+        image = decode_any(image_bytes, channels)
+        begin, crop_size = box(tf.shape(image))
+        return tf.slice(image, begin, crop_size)
+
+    image = tf.cond(tf.io.is_jpeg(image_bytes), jpeg_crop, other_crop)
+    return tf.image.resize(tf.ensure_shape(image, [None, None, channels]), [size, size])
 
 
 def resize_and_centre_crop(image: tf.Tensor, size: int, crop_fraction: float) -> tf.Tensor:
@@ -116,12 +109,11 @@ def normalise(image: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
 def train_image(image_bytes: tf.Tensor, key: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
     """Decoded, augmented (paper section 4) and normalised training image."""
     crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
-    any_size, jpeg, flip = augmentation(info)
-    if any_size:
-        image = random_resized_crop(image_bytes, crop_key, info.image_size, jpeg, info.num_channels)
+    if any_size(info.augmentation):
+        image = random_resized_crop(image_bytes, crop_key, info.image_size, info.num_channels)
     else:
         image = pad_and_crop(decode_small(image_bytes, info), crop_key)
-    if flip:
+    if flips(info.augmentation):
         image = tf.image.stateless_random_flip_left_right(image, flip_key)
     return normalise(image, info)
 
@@ -158,7 +150,7 @@ def eval_view(image: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
     resized to the dataset's size and the centre crop (what ``predict`` needs).
     """
     size = info.eval_image_size
-    if augmentation(info)[0]:
+    if any_size(info.augmentation):
         image = resize_and_centre_crop(image, size, EVAL_CROP_FRACTION)
     elif tuple(image.shape[:2]) != (size, size):
         image = resize_and_centre_crop(image, size, 1.0)
@@ -167,6 +159,6 @@ def eval_view(image: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
 
 def eval_image(image_bytes: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
     """An encoded evaluation example as the network sees it."""
-    if augmentation(info)[0]:
+    if any_size(info.augmentation):
         return eval_view(decode_any(image_bytes, info.num_channels), info)
     return eval_view(decode_small(image_bytes, info), info)

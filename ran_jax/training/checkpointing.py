@@ -1,12 +1,12 @@
 """Orbax checkpoints in ``WORKDIR/checkpoints``: the latest few plus the best by eval top-1.
 
 Each checkpoint holds the train state and a small JSON ``meta`` item describing the model
-(name, overrides, classes, input shape and every parameter's shape). On resume the meta is
-read first, so a config that builds a different model fails with a message saying what
-differs, before anything is restored or written. A checkpoint that cannot be read is moved to
-``WORKDIR/corrupt_checkpoints`` and the previous one is used. Orbax writes each step to a
-temporary directory and renames it only when complete, so an interrupted save never looks
-like a finished checkpoint.
+(``checkpoint_meta``: name, overrides, classes, input shape and every parameter's shape). On
+resume the meta is read first, so a config that builds a different model fails with a message
+saying what differs, before anything is restored or written. A checkpoint that cannot be
+read is moved to ``WORKDIR/corrupt_checkpoints`` and the previous one is used. Orbax writes
+each step to a temporary directory and renames it only when complete, so an interrupted save
+never looks like a finished checkpoint.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import shutil
 from typing import Any
 
 import jax
+import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
@@ -106,6 +107,24 @@ def param_shapes(params: Any) -> dict[str, list[int]]:
     return {
         "/".join(str(getattr(k, "key", k)) for k in path): list(leaf.shape) for path, leaf in flat
     }
+
+
+def checkpoint_meta(
+    config: ml_collections.ConfigDict, num_classes: int, image_shape: tuple, params: Any
+) -> dict:
+    """What a checkpoint must agree with to be resumed by this config (JSON-normalised)."""
+    meta = {
+        "model": config.model,
+        "model_overrides": config.model_overrides.to_dict(),
+        "num_classes": num_classes,
+        "image_shape": list(image_shape),
+        "param_shapes": param_shapes(params),
+    }
+    if config.ema_decay:  # the state then holds EMA weights; absent key = none (older runs)
+        meta["ema"] = True
+    if jax.process_count() > 1:  # absent = 1 (older runs too); checked on resume only
+        meta[PROCESSES] = jax.process_count()
+    return json.loads(json.dumps(meta))
 
 
 def _global(x: Any) -> Any:

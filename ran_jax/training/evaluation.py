@@ -9,26 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import ml_collections
+import jax
 
-from ran_jax.data.info import DataSource
+from ran_jax.data.info import DataOpener, DataSource
 from ran_jax.training import run_file, trained
+from ran_jax.training.config_check import validate
+from ran_jax.training.model import build
 from ran_jax.training.parallel import DataParallel, prefetch, to_host
-from ran_jax.training.state import TrainState, build
+from ran_jax.training.state import TrainState
 from ran_jax.training.steps import compile_steps
 
 
 def evaluate(
-    p_eval_step: Callable,
-    state: TrainState,
-    config: ml_collections.ConfigDict,
-    dp: DataParallel,
-    data: DataSource,
+    p_eval_step: Callable, state: TrainState, dp: DataParallel, data: DataSource
 ) -> dict[str, float]:
     """Top-1/top-5 over the whole evaluation split (padded last batch masked, none dropped);
     ``eval_ema_*`` too when the state has EMA weights."""
     totals: dict[str, float] = {}
-    for batch in prefetch(data.eval_batches(config), dp.put_batch):
+    for batch in prefetch(data.eval_batches(), dp.put_batch):
         for k, v in to_host(p_eval_step(state, batch)).items():
             totals[k] = totals.get(k, 0.0) + float(v)
     n = totals.pop("count")
@@ -37,7 +35,7 @@ def evaluate(
 
 def evaluate_checkpoint(
     workdir: str,
-    data: DataSource,
+    open_data: DataOpener,
     checkpoint: str = "latest",
     image_size: int | None = None,
     split: str | None = None,
@@ -58,10 +56,12 @@ def evaluate_checkpoint(
     ):
         if value is not None:
             config[key] = value
+    validate(config, jax.device_count())
+    data = open_data(config)
     _, info, dp = build(config, data)
     run = trained.load(workdir, checkpoint, config)
     _, p_eval_step = compile_steps(config, dp)
-    metrics = evaluate(p_eval_step, dp.put_state(run.state), config, dp, data)
+    metrics = evaluate(p_eval_step, dp.put_state(run.state), dp, data)
     return {
         "workdir": workdir,
         "checkpoint": checkpoint,

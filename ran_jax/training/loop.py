@@ -22,13 +22,16 @@ import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
-from ran_jax.data.info import DatasetInfo, DataSource
+from ran_jax.data.info import DataOpener, DatasetInfo, DataSource
 from ran_jax.models import ResidualAttentionNetwork
 from ran_jax.training import checkpointing, run_file
+from ran_jax.training.checkpointing import checkpoint_meta
+from ran_jax.training.config_check import validate
 from ran_jax.training.evaluation import evaluate
 from ran_jax.training.metric_writer import MetricWriter
+from ran_jax.training.model import build
 from ran_jax.training.parallel import DataParallel, prefetch, to_host
-from ran_jax.training.state import TrainState, build, checkpoint_meta, create_train_state
+from ran_jax.training.state import TrainState, create_train_state
 from ran_jax.training.steps import compile_steps
 from ran_jax.training.workdir_lock import WorkdirInUseError, WorkdirLock
 
@@ -61,6 +64,18 @@ def check_workdir(workdir: str) -> None:
             f"Cannot write to --workdir={workdir}: {existing} is not a writable directory. "
             "Choose a directory you can write to."
         )
+
+
+def open_data(config: ml_collections.ConfigDict, workdir: str, opener: DataOpener) -> DataSource:
+    """Checks every config value and the workdir, then opens the data set with ``opener``
+    (``data.input_pipeline.DataSet``): a ``SetupError`` (or ``DataNotFoundError``) in one
+    line before anything is written or downloaded in vain."""
+    try:
+        validate(config, jax.device_count())
+        check_workdir(workdir)
+        return opener(config)
+    except ValueError as e:
+        raise SetupError(str(e)) from e
 
 
 class _Preemption:
@@ -137,10 +152,11 @@ def train_and_evaluate(
 ) -> TrainState:
     """Trains ``config`` in ``workdir``, resuming from its latest checkpoint if there is one.
 
-    ``data`` gives the batches (``ran_jax.data.input_pipeline``); each of ``evaluators`` runs
-    on process 0 after every evaluation, and what it returns is logged.
+    ``data`` is the opened data set (``open_data``); each of ``evaluators`` runs on process 0
+    after every evaluation, and what it returns is logged.
     """
     try:
+        validate(config, jax.device_count())
         check_workdir(workdir)
         model, info, dp = build(config, data)
     except ValueError as e:
@@ -210,7 +226,7 @@ def _train(
     preemption = _Preemption()
 
     total, batch = config.num_train_steps, config.batch_size
-    train_iter = prefetch(data.train_batches(config, start_step=start), dp.put_batch)
+    train_iter = prefetch(data.train_batches(start_step=start), dp.put_batch)
     logging.info(
         "Training %s on %s: steps %d..%d, global batch %d on %d devices (%s).",
         config.model,
@@ -250,7 +266,7 @@ def _train(
                 )
             eval_metrics = None
             if eval_due:
-                eval_metrics = evaluate(p_eval_step, state, config, dp, data)
+                eval_metrics = evaluate(p_eval_step, state, dp, data)
                 writer.write(step, eval_metrics)
                 if lead and evaluators:
                     variables = to_host({"params": state.params, "batch_stats": state.batch_stats})

@@ -56,7 +56,10 @@ class MetricWriter:
         if not self._enabled:
             return
         values = {k: float(v) for k, v in metrics.items()}
-        self._jsonl.write(json.dumps({"step": step, **values}) + "\n")
+        # wall_time (seconds since the epoch, as TensorBoard's events keep it) dates each line,
+        # so time to accuracy can be read from the file (benchmarks/time_to_accuracy.py).
+        line = {"step": step, **values, "wall_time": round(time.time(), 3)}
+        self._jsonl.write(json.dumps(line) + "\n")
         self._jsonl.flush()
         self._add(
             step,

@@ -19,10 +19,10 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from ran_jax import configs
 from ran_jax.checks import check_choice
 
 AXIS = "batch"
-MODES = ("pmap", "shard_map")
 
 
 def _mesh(devices: list[jax.Device]) -> Mesh:
@@ -35,7 +35,7 @@ class DataParallel:
     """Places states and batches for, and compiles steps under, ``pmap`` or ``shard_map``."""
 
     def __init__(self, mode: str, devices: list[jax.Device] | None = None):
-        check_choice("parallelism", mode, MODES)
+        check_choice("parallelism", mode, configs.PARALLELISM)
         self.mode = mode
         self.devices = list(devices or jax.devices())
         self.mesh = _mesh(self.devices)

@@ -52,24 +52,6 @@ class StepOptions:
         )
 
 
-def check(config: ml_collections.ConfigDict, per_device_batch: int) -> None:
-    """Raises ValueError naming the first recipe setting that cannot work."""
-    for key in ("mixup_alpha", "cutmix_alpha", "mix_off_last_steps", "label_smoothing"):
-        if config[key] < 0:
-            raise ValueError(f"config.{key} must not be negative, got {config[key]}.")
-    if not 0 <= config.label_smoothing < 1:
-        raise ValueError(f"config.label_smoothing must be in [0, 1), got {config.label_smoothing}.")
-    if not 0 <= config.ema_decay < 1:
-        raise ValueError(f"config.ema_decay must be in [0, 1), got {config.ema_decay}.")
-    if not 0 <= config.random_erasing <= 1:
-        raise ValueError(f"config.random_erasing must be in [0, 1], got {config.random_erasing}.")
-    if config.accumulate_steps < 1 or per_device_batch % config.accumulate_steps:
-        raise ValueError(
-            f"config.accumulate_steps={config.accumulate_steps} must be positive and divide "
-            f"each device's batch of {per_device_batch} examples."
-        )
-
-
 def targets(labels: jax.Array, num_classes: int, smoothing: float) -> jax.Array:
     """One-hot targets, smoothed: (1 - smoothing) on the label plus smoothing / C on each."""
     one_hot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)

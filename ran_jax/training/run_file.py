@@ -47,10 +47,45 @@ def read(workdir: str) -> tuple[ml_collections.ConfigDict, DatasetInfo]:
         )
     with open(path) as f:
         content = json.load(f)
+    return _config(content["config"]), DatasetInfo.from_dict(_dataset(content["dataset"]))
+
+
+def _config(saved: dict) -> ml_collections.ConfigDict:
+    """The current defaults updated with a run's saved config: keys added to
+    ``configs.base`` after the run was trained take their defaults."""
     config = configs.base()
-    saved = content["config"]
     with config.unlocked():
         config.model_overrides = ml_collections.ConfigDict(saved.pop("model_overrides", {}))
         for key, value in saved.items():
             config[key] = tuple(value) if isinstance(value, list) else value
-    return config, DatasetInfo.from_dict(content["dataset"])
+    return config
+
+
+# The augmentation of each data set before run.json recorded it (configs.AUGMENTATIONS).
+_OLD_AUGMENTATIONS = {
+    "cifar10": "pad_crop_flip",
+    "cifar100": "pad_crop_flip",
+    "imagenet2012": "resized_crop_flip",
+    "cluttered_digits": "pad_crop",
+    "image_folder": "resized_crop_flip",
+    "tiny_imagenet": "pad_crop_flip",
+}
+
+
+def _dataset(saved: dict) -> dict:
+    """A run's saved data set description in today's fields.
+
+    Runs written before ``augmentation`` existed recorded ``any_size``, ``jpeg`` and ``flip``
+    (None, or absent in the oldest runs: the data set's defaults then).
+    """
+    saved = dict(saved)
+    any_size, flip = saved.pop("any_size", None), saved.pop("flip", None)
+    saved.pop("jpeg", None)  # JPEGs are now found image by image
+    if "augmentation" not in saved:
+        if any_size is None:
+            saved["augmentation"] = _OLD_AUGMENTATIONS[saved["name"]]
+        elif any_size:
+            saved["augmentation"] = "resized_crop_flip"
+        else:
+            saved["augmentation"] = "pad_crop_flip" if flip else "pad_crop"
+    return saved

@@ -18,8 +18,9 @@ import optax
 
 from ran_jax.analysis import attention_maps
 from ran_jax.training import recipes
+from ran_jax.training.optimizer import learning_rate_fn
 from ran_jax.training.parallel import AXIS, DataParallel
-from ran_jax.training.state import TrainState, learning_rate_fn
+from ran_jax.training.state import TrainState
 
 PAPER_RECIPE = recipes.StepOptions()  # no mixing, smoothing, accumulation or EMA
 

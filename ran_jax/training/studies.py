@@ -37,7 +37,7 @@ from absl import logging
 from ran_jax import configs
 from ran_jax.analysis import pictures
 from ran_jax.checks import check_choice
-from ran_jax.data.info import DataSource
+from ran_jax.data.info import DataOpener
 from ran_jax.models.registry import get_model
 from ran_jax.training import loop
 
@@ -168,14 +168,14 @@ def twin(
 def run_study(
     study: str,
     workdir: str,
-    data: DataSource,
+    open_data: DataOpener,
     seeds: int = 2,
     max_runs: int | None = None,
     smoke: bool = False,
     data_dir: str | None = None,
 ) -> dict:
-    """Trains the study's unfinished runs (at most ``max_runs``) on ``data``'s batches,
-    then writes the results."""
+    """Trains the study's unfinished runs (at most ``max_runs``) on the data sets
+    ``open_data`` opens, then writes the results."""
     check_choice("--study", study, sorted(STUDIES))
     if seeds < 1:
         raise ValueError(f"--seeds must be positive, got {seeds}.")
@@ -200,7 +200,9 @@ def run_study(
                 continue
             logging.info("Study %s: training %s, seed %d, in %s.", study, cell.name, seed, run_dir)
             try:
-                loop.train_and_evaluate(run_config(base, cell, seed, data_dir), run_dir, data)
+                config = run_config(base, cell, seed, data_dir)
+                data = loop.open_data(config, run_dir, open_data)
+                loop.train_and_evaluate(config, run_dir, data)
             except loop.NonFiniteError as e:  # a result of the study, not a failure of it
                 os.makedirs(run_dir, exist_ok=True)
                 with open(os.path.join(run_dir, DIVERGED), "w") as f:

@@ -19,7 +19,8 @@ import orbax.checkpoint as ocp
 from ran_jax.data.info import DatasetInfo
 from ran_jax.models import ResidualAttentionNetwork
 from ran_jax.training import checkpointing, run_file
-from ran_jax.training.state import TrainState, checkpoint_meta, create_train_state, make_model
+from ran_jax.training.model import make_model
+from ran_jax.training.state import TrainState, create_train_state
 
 CHOICES = "best, latest, a step number, or init (the untrained network)"
 
@@ -100,6 +101,8 @@ def load(
     options = ocp.CheckpointManagerOptions(read_only=True)
     with ocp.CheckpointManager(directory, item_names=("state", "meta"), options=options) as mngr:
         step = select_step(mngr, directory, checkpoint)
-        meta = checkpoint_meta(config, dataset.num_classes, image_shape, abstract.params)
+        meta = checkpointing.checkpoint_meta(
+            config, dataset.num_classes, image_shape, abstract.params
+        )
         state = checkpointing.restore(mngr, step, abstract, meta, workdir)
     return Trained(config, dataset, model, state, step)

@@ -44,11 +44,12 @@ def test_stopping_and_rerunning_continues_from_the_checkpoint(tmp_path, digits_d
     monkeypatch.chdir(tmp_path)
     workdir = "run"  # relative, as users type it (orbax itself needs absolute paths)
     config = _tiny_config(digits_dir)
-    pictures = [AttentionPictures(config, input_pipeline)]  # as main.py passes them
-    loop.train_and_evaluate(config, workdir, input_pipeline, pictures)
+    data = input_pipeline.DataSet(config)
+    pictures = [AttentionPictures(data, config.attention_images)]  # as main.py passes them
+    loop.train_and_evaluate(config, workdir, data, pictures)
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "3"]
     config.num_train_steps = 5  # the same run, continued to a later step
-    state = loop.train_and_evaluate(config, workdir, input_pipeline, pictures)
+    state = loop.train_and_evaluate(config, workdir, input_pipeline.DataSet(config), pictures)
     assert int(state.step) == 5
     lines = _metric_lines(workdir)
     train_steps = [m["step"] for m in lines if "train_loss" in m]
@@ -94,14 +95,20 @@ def test_missing_dataset_fails_at_start_and_writes_nothing(tmp_path):
     assert not workdir.exists() and list(data_dir.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args,devices,message",
     [
-        (["--config.batch_size=0"], 1, "config.batch_size must be positive"),
-        (["--config.num_train_steps=-5"], 1, "config.num_train_steps must be positive"),
-        (["--config.learning_rate=0"], 1, "config.learning_rate must be positive"),
-        (["--config.parallelism=pjit"], 1, "Unknown parallelism 'pjit'"),
-        (["--config.model=attention57"], 1, "Unknown model 'attention57'; valid choices are:"),
+        (["--config.momentum=1.5"], 1, "config.momentum=1.5 is out of range; allowed: 0 <="),
+        (["--config.weight_decay=-0.01"], 1, "config.weight_decay=-0.01 is out of range"),
+        (["--config.warmup_steps=-5"], 1, "config.warmup_steps=-5 is out of range"),
+        (["--config.lr_boundaries=(2000,100)"], 1, "lr_boundaries=(2000, 100) is not strictly"),
+        (["--config.image_size=-32"], 1, "config.image_size=-32 is out of range"),
+        (["--config.label_noise=1.5"], 1, "config.label_noise=1.5 is out of range"),
+        (["--config.label_noise=-0.2"], 1, "config.label_noise=-0.2 is out of range"),
+        (["--config.shuffle_buffer=-1"], 1, "config.shuffle_buffer=-1 is out of range"),
+        (["--config.parallelism=pjit"], 1, "config.parallelism='pjit' is not a choice"),
+        (["--config.model=attention57"], 1, "config.model='attention57' is not a model; allowed:"),
         (["--config.dataset=mnist"], 1, "Unknown dataset 'mnist'; valid names are:"),
         (["--config.dataset=image_folder:/no/such"], 1, "Image folder /no/such does not exist"),
         (["--config.batch_size=3"], 2, "batch_size=3 is not divisible by the 2 devices"),
@@ -122,6 +129,7 @@ def test_bad_settings_fail_with_one_line_and_write_nothing(tmp_path, args, devic
     assert not workdir.exists()
 
 
+@pytest.mark.slow
 def test_a_config_file_with_a_syntax_error_fails_with_one_line(tmp_path):
     config = tmp_path / "broken.py"
     config.write_text("def get_config(:\n    pass\n")
@@ -131,6 +139,23 @@ def test_a_config_file_with_a_syntax_error_fails_with_one_line(tmp_path):
     assert not (tmp_path / "work").exists()
 
 
+@pytest.mark.slow
+def test_a_config_file_that_raises_names_its_line_in_one_line(tmp_path):
+    config = tmp_path / "typo.py"
+    config.write_text(
+        "from ran_jax import configs\n\n\ndef get_config():\n    c = configs.quickstart()\n"
+        "    c.batch_size = confg.batch_size\n    return c\n"
+    )
+    proc = _run_main(f"--config={config}", f"--workdir={tmp_path / 'work'}")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert line == (
+        f"error: bad --config: {config}, line 6: NameError: name 'confg' is not defined"
+    )
+    assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.slow
 def test_unknown_config_file_fails_with_one_line(tmp_path):
     proc = _run_main("--config=experiments/nope.py", f"--workdir={tmp_path / 'work'}")
     assert proc.returncode != 0

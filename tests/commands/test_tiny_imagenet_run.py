@@ -43,7 +43,7 @@ def run(tmp_path_factory):
     c.num_train_steps = c.eval_every_steps = c.checkpoint_every_steps = 2
     c.log_every_steps = 1
     workdir = str(base / "run")
-    loop.train_and_evaluate(c, workdir, input_pipeline)
+    loop.train_and_evaluate(c, workdir, input_pipeline.DataSet(c))
     with zipfile.ZipFile(manual / tiny_imagenet.ARCHIVE) as z:
         z.extract("tiny-imagenet-200/val/images/val_0.JPEG", base)
     image = str(base / "tiny-imagenet-200" / "val" / "images" / "val_0.JPEG")
@@ -54,7 +54,7 @@ def test_the_run_file_holds_the_data_set_and_its_readable_class_names(run):
     config, info = run_file.read(run["workdir"])
     assert config.model == "cifar_attention56" and config.dataset == "tiny_imagenet"
     assert info.class_names == archive.CLASS_NAMES
-    assert (info.image_size, info.any_size, info.flip) == (64, False, True)
+    assert (info.image_size, info.augmentation) == (64, "pad_crop_flip")
     with open(os.path.join(run["workdir"], "metrics.jsonl")) as f:
         evals = [m for m in map(json.loads, f) if "eval_top1" in m]
     assert [m["step"] for m in evals] == [2]
@@ -62,7 +62,7 @@ def test_the_run_file_holds_the_data_set_and_its_readable_class_names(run):
 
 
 def test_evaluate_predict_export_and_visualize_work_on_the_run(run, tmp_path):
-    evaluation = evaluate_checkpoint(run["workdir"], input_pipeline)
+    evaluation = evaluate_checkpoint(run["workdir"], input_pipeline.DataSet)
     assert (evaluation["split"], evaluation["num_examples"], evaluation["step"]) == (
         "validation",
         6,

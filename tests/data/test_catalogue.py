@@ -11,7 +11,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from ran_jax import configs
-from ran_jax.data import builders, catalogue, image_files, input_pipeline, preprocess
+from ran_jax.data import catalogue, downloads, image_files, input_pipeline
 from ran_jax.data.info import DatasetInfo
 
 NUM_EXAMPLES = 8  # mock examples per split (tfds' mock yields this many for any split)
@@ -40,23 +40,28 @@ def _config(name, data_dir, **overrides):
 
 
 @pytest.mark.parametrize(
-    "name, splits, shape, any_size, eval_split",
+    "name, splits, shape, augmentation, eval_split",
     [
-        ("mnist", ("train", "test"), (28, 28, 1), False, "test"),
-        ("oxford_flowers102", ("train", "validation"), (48, 48, 3), True, "validation"),
+        ("mnist", ("train", "test"), (28, 28, 1), "pad_crop_flip", "test"),
+        (
+            "oxford_flowers102",
+            ("train", "validation"),
+            (48, 48, 3),
+            "resized_crop_flip",
+            "validation",
+        ),
     ],
 )
 def test_a_catalogue_data_set_is_described_from_its_builder(
-    tmp_path, name, splits, shape, any_size, eval_split
+    tmp_path, name, splits, shape, augmentation, eval_split
 ):
     data_dir = _prepared_metadata(tmp_path, name, splits)
     with tfds.testing.mock_data(
         num_examples=NUM_EXAMPLES, policy=tfds.testing.MockPolicy.USE_FILES, data_dir=str(tmp_path)
     ):
-        config = _config(name, tmp_path)
-        info = input_pipeline.dataset_info(config)
-        batch = next(input_pipeline.train_batches(config))
-        evaluation = next(input_pipeline.eval_batches(config))
+        data = input_pipeline.DataSet(_config(name, tmp_path))
+        batch, evaluation = next(data.train_batches()), next(data.eval_batches())
+    info = data.info
     size, _, channels = shape
     assert (info.name, info.image_size, info.num_channels) == ("tfds", size, channels)
     assert (info.train_split, info.eval_split) == ("train", eval_split)
@@ -64,8 +69,7 @@ def test_a_catalogue_data_set_is_described_from_its_builder(
     assert (
         info.num_classes == len(info.class_names) == {"mnist": 10, "oxford_flowers102": 102}[name]
     )
-    assert info.any_size is any_size and info.flip  # CIFAR-style at <= 64 px, else ImageNet's
-    assert preprocess.augmentation(info)[0] is any_size
+    assert info.augmentation == augmentation  # CIFAR-style at <= 64 px, else ImageNet's
     assert batch["image"].shape == (4, *shape) and batch["image"].dtype == np.float32
     assert evaluation["image"].shape == (4, *shape)
     # Normalisation: statistics of the (random) training pixels, stored beside the data.
@@ -78,7 +82,7 @@ def test_a_catalogue_data_set_is_described_from_its_builder(
         assert info.class_names[0] == "pink primrose"
     # run.json alone serves predict, evaluate, export and visualize: it keeps all of this.
     restored = DatasetInfo.from_dict(json.loads(json.dumps(dataclasses.asdict(info))))
-    assert restored == info and preprocess.augmentation(restored) == (any_size, False, True)
+    assert restored == info
     photo = tmp_path / "photo.png"
     photo.write_bytes(tf.io.encode_png(np.full((50, 70, 3), 200, np.uint8)).numpy())
     assert image_files.eval_views([str(photo)], restored).shape == (1, *shape)
@@ -89,12 +93,15 @@ def test_splits_can_be_chosen(tmp_path):
     with tfds.testing.mock_data(
         num_examples=NUM_EXAMPLES, policy=tfds.testing.MockPolicy.USE_FILES, data_dir=str(tmp_path)
     ):
-        info = input_pipeline.dataset_info(
+        info = input_pipeline.DataSet(
             _config("mnist", tmp_path, train_split="test", eval_split="train")
-        )
+        ).info
         assert (info.train_split, info.eval_split) == ("test", "train")
-        with pytest.raises(ValueError, match="no split 'valid'; its splits are: test, train"):
-            input_pipeline.dataset_info(_config("mnist", tmp_path, eval_split="valid"))
+        with pytest.raises(
+            ValueError,
+            match="eval_split='valid': tfds:mnist has no such split; its splits are: test, t",
+        ):
+            input_pipeline.DataSet(_config("mnist", tmp_path, eval_split="valid"))
 
 
 @pytest.mark.parametrize(
@@ -110,17 +117,17 @@ def test_splits_can_be_chosen(tmp_path):
 )
 def test_unusable_names_are_refused_in_one_line_writing_nothing(tmp_path, name, message):
     with pytest.raises(ValueError) as e:
-        input_pipeline.dataset_info(_config(name, tmp_path / "tfds"))
+        input_pipeline.DataSet(_config(name, tmp_path / "tfds"))
     assert message in str(e.value) and "\n" not in str(e.value)
     assert not (tmp_path / "tfds").exists()
 
 
 def test_offline_the_run_stops_within_seconds_naming_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setattr(builders, "_reachable", lambda host: False)
-    with pytest.raises(builders.DataNotFoundError, match="cannot be downloaded: .* unreachable"):
-        input_pipeline.dataset_info(_config("mnist", tmp_path))
+    monkeypatch.setattr(downloads, "_reachable", lambda host: False)
+    with pytest.raises(downloads.DataNotFoundError, match="cannot be downloaded: .* unreachable"):
+        input_pipeline.DataSet(_config("mnist", tmp_path))
     with pytest.raises(
-        builders.DataNotFoundError, match=r"download is off \(config.download=False\)"
+        downloads.DataNotFoundError, match=r"download is off \(config.download=False\)"
     ):
-        input_pipeline.dataset_info(_config("mnist", tmp_path, download=False))
+        input_pipeline.DataSet(_config("mnist", tmp_path, download=False))
     assert not any(tmp_path.iterdir())

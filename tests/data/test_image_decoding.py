@@ -175,7 +175,7 @@ def test_the_issues_palette_bmp_is_read_through_its_palette(tmp_path):
     rgb_bmp = _write(tmp_path, "rgb.bmp", _saved(image.convert("RGB"), "BMP"))
     info = DatasetInfo(
         "image_folder", 3, 32, 3, 1, 1, "train", "test", 32, ("a", "b", "c"),
-        IMAGENET_NORMALISATION,
+        IMAGENET_NORMALISATION, "resized_crop_flip",
     )  # fmt: skip
     views = image_files.eval_views([palette_bmp, rgb_bmp], info)  # what predict classifies
     np.testing.assert_array_equal(views[0], views[1])
@@ -310,17 +310,18 @@ def test_image_folders_read_files_tensorflow_would_misread_as_predict_does(tmp_p
     }
     for name, data in odd.items():
         (root / name).write_bytes(data)
-    assert image_folder.check_layout(str(root)) == {str(root / name) for name in odd}
+    through_pillow = image_folder.check_layout(str(root)).through_pillow
+    assert through_pillow == {str(root / name) for name in odd}
 
-    config = folder_images.config(root, **{**SMALL, "batch_size": 6})
-    info = ip.dataset_info(config)
-    (batch,) = ip.eval_batches(config)
+    data = ip.DataSet(folder_images.config(root, **{**SMALL, "batch_size": 6}))
+    info = data.info
+    (batch,) = data.eval_batches()
     files = image_folder.builder(str(root)).files("test")
     assert {str(root / name) for name in odd if name.startswith("test")} <= set(files)
     for view, path in zip(batch["image"], files):
         expected = preprocess.eval_view(image_files.read_image(path, 3), info).numpy()
         np.testing.assert_allclose(view, expected, atol=1e-6, err_msg=path)
-    train = next(ip.train_batches(config))
+    train = next(data.train_batches())
     assert train["image"].shape == (6, 24, 24, 3) and np.isfinite(train["image"]).all()
 
 
@@ -345,9 +346,9 @@ def test_a_damaged_file_stops_the_stream_in_one_line_naming_it(
     bad.write_bytes(data)
     config = folder_images.config(root, **SMALL)
     if split == "train":
-        stream = ip.train_batches(config, start_step=start_step)
+        stream = ip.DataSet(config).train_batches(start_step=start_step)
     else:
-        stream = ip.eval_batches(config)
+        stream = ip.DataSet(config).eval_batches()
     with pytest.raises(DataReadError) as error:
         for _ in range(20):  # more than 2 epochs
             next(stream)

@@ -19,7 +19,7 @@ def root(tmp_path_factory):
 
 
 def test_info_lists_sorted_classes_and_split_sizes(root):
-    info = ip.dataset_info(folder_images.config(root, eval_image_size=40))
+    info = ip.DataSet(folder_images.config(root, eval_image_size=40)).info
     assert info == DatasetInfo(
         "image_folder",
         3,
@@ -32,16 +32,17 @@ def test_info_lists_sorted_classes_and_split_sizes(root):
         40,
         folder_images.CLASSES,
         IMAGENET_NORMALISATION,
+        "resized_crop_flip",  # the pictures differ in size
     )
     assert info.normalisation == IMAGENET_NORMALISATION
 
 
 def test_batches_are_rgb_at_the_train_and_eval_sizes_and_every_test_image_is_seen(root):
     config = folder_images.config(root, eval_image_size=40)
-    train = next(ip.train_batches(config))
+    train = next(ip.DataSet(config).train_batches())
     assert train["image"].shape == (4, 32, 32, 3) and np.isfinite(train["image"]).all()
     assert set(train["label"]) <= {0, 1, 2}
-    evals = list(ip.eval_batches(config))
+    evals = list(ip.DataSet(config).eval_batches())
     assert [b["image"].shape for b in evals] == [(4, 40, 40, 3)] * 2
     mask = np.concatenate([b["mask"] for b in evals])
     assert mask.tolist() == [True] * 6 + [False] * 2
@@ -49,8 +50,23 @@ def test_batches_are_rgb_at_the_train_and_eval_sizes_and_every_test_image_is_see
     assert sorted(labels) == [0, 0, 1, 1, 2, 2]
 
 
+def test_a_folder_of_small_images_of_one_size_is_augmented_as_cifar(root, tmp_path):
+    """28x28 images (Fashion-MNIST saved as PNGs, say) are padded and cropped at their own
+    size: ImageNet's random-resized crop would keep as little as 8% of them."""
+    small = folder_images.make(tmp_path / "small", size=28)
+    data = ip.DataSet(folder_images.config(small))
+    assert (data.info.augmentation, data.info.image_size) == ("pad_crop_flip", 28)
+    assert next(data.train_batches())["image"].shape == (4, 28, 28, 3)
+    assert next(data.eval_batches())["image"].shape == (4, 28, 28, 3)
+    resized = ip.DataSet(folder_images.config(small, augmentation="resized_crop_flip"))
+    assert (resized.info.augmentation, resized.info.image_size) == ("resized_crop_flip", 32)
+    assert next(resized.train_batches())["image"].shape == (4, 32, 32, 3)
+    with pytest.raises(ValueError, match="augmentation='pad_crop_flip' needs images of one size"):
+        ip.DataSet(folder_images.config(root, augmentation="pad_crop_flip"))  # sizes 24-60
+
+
 def test_grey_scale_images_become_three_equal_channels(root):
-    info = ip.dataset_info(folder_images.config(root))
+    info = ip.DataSet(folder_images.config(root)).info
     grey = np.full((30, 50, 1), 77, np.uint8)
     view = preprocess.eval_view(preprocess.decode_any(tf.io.encode_png(grey), 3), info).numpy()
     mean, std = IMAGENET_NORMALISATION
@@ -85,7 +101,7 @@ def _broken(root, tmp_path, change):
 def test_a_malformed_folder_is_one_error_naming_the_path(root, tmp_path, change, message):
     bad = _broken(root, tmp_path, change)
     with pytest.raises(image_folder.LayoutError, match=message) as error:
-        ip.dataset_info(folder_images.config(bad))
+        ip.DataSet(folder_images.config(bad))
     text = str(error.value)
     assert str(tmp_path / "copy") in text and "\n" not in text
 

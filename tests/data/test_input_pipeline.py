@@ -20,12 +20,19 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from helpers.noisy_labels import noisy_labels
-from ran_jax.data import builders, preprocess
+from ran_jax import configs
+from ran_jax.data import datasets, downloads, preprocess
 from ran_jax.data import input_pipeline as ip
-from ran_jax.data.datasets import DATASETS
 from ran_jax.data.info import DataNotFoundError, DatasetInfo
 
 METADATA = Path(__file__).parent.parent / "testdata" / "tfds"
+NORMALISATION = {
+    "cifar10": datasets.CIFAR10_NORMALISATION,
+    "cifar100": datasets.CIFAR100_NORMALISATION,
+    "imagenet2012": datasets.IMAGENET_NORMALISATION,
+    "cluttered_digits": ((0.0,), (1.0,)),  # only scaled to [0, 1]
+}
+SPLITS = {"imagenet2012": ("train", "validation")}  # the others: train and test
 VERSIONS = {
     "cifar10": "3.0.2",
     "cifar100": "3.0.2",
@@ -35,18 +42,9 @@ VERSIONS = {
 
 
 def _config(**overrides) -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict(
-        dict(
-            dataset="cifar10",
-            data_dir=None,
-            batch_size=4,
-            image_size=64,
-            seed=0,
-            label_noise=0.0,
-            shuffle_buffer=64,
-            download=False,  # tests never reach for the network; see the download tests
-        )
-    )
+    config = configs.base()
+    config.batch_size, config.image_size, config.shuffle_buffer = 4, 64, 64
+    config.download = False  # tests never reach for the network; see the download tests
     config.update(overrides)
     return config
 
@@ -59,7 +57,7 @@ def _tiny_metadata(root: Path, name: str, num_train: int, num_eval: int) -> Path
     """Metadata saying ``name`` has num_train / num_eval examples (small epochs under mocks)."""
     splits = [
         {"name": split, "numShards": "1", "shardLengths": [str(n)]}
-        for split, n in zip(DATASETS[name].splits, (num_train, num_eval), strict=True)
+        for split, n in zip(SPLITS.get(name, ("train", "test")), (num_train, num_eval), strict=True)
     ]
     info = {"name": name, "version": VERSIONS[name], "splits": splits}
     path = root / name / VERSIONS[name]
@@ -96,7 +94,7 @@ def _sources(num: int, shape) -> np.ndarray:
 
 def _locate(image: np.ndarray, sources: np.ndarray, name: str, flips=(False, True)) -> tuple:
     """(index, dy, dx, flipped): the one source whose zero-padded crop (mirrored) is ``image``."""
-    mean, std = DATASETS[name].normalisation
+    mean, std = NORMALISATION[name]
     pixels = np.rint((image * np.array(std) + np.array(mean)) * 255)
     pad, size = preprocess.CIFAR_PAD, image.shape[0]
     padded = np.pad(sources, [(0, 0), (pad, pad), (pad, pad), (0, 0)])
@@ -118,7 +116,7 @@ def _locate_all(batches: list[dict], sources: np.ndarray, name: str, **kwargs) -
 def test_cifar_batches_have_the_right_shapes_and_normalised_values(name, num_classes):
     config = _config(dataset=name)
     with tfds.testing.mock_data(num_examples=8, data_dir=METADATA):
-        info = ip.dataset_info(config)
+        info = ip.DataSet(config).info
         assert info == DatasetInfo(
             name,
             num_classes,
@@ -130,11 +128,12 @@ def test_cifar_batches_have_the_right_shapes_and_normalised_values(name, num_cla
             "test",
             32,
             info.class_names,
-            DATASETS[name].normalisation,
+            NORMALISATION[name],
+            "pad_crop_flip",
         )
         assert len(info.class_names) == num_classes
-        train = next(ip.train_batches(config))
-        evals = next(ip.eval_batches(config))
+        train = next(ip.DataSet(config).train_batches())
+        evals = next(ip.DataSet(config).eval_batches())
         raw = next(tfds.builder(name).as_dataset(split="test").batch(4).as_numpy_iterator())
     assert train["image"].shape == (4, 32, 32, 3) and train["image"].dtype == np.float32
     assert train["label"].shape == (4,) and train["label"].dtype == np.int32
@@ -142,7 +141,7 @@ def test_cifar_batches_have_the_right_shapes_and_normalised_values(name, num_cla
     assert np.all(np.isfinite(train["image"])) and abs(train["image"].mean()) < 0.5
     assert evals["image"].shape == (4, 32, 32, 3) and evals["image"].dtype == np.float32
     assert evals["mask"].dtype == bool and evals["mask"].all()
-    mean, std = DATASETS[name].normalisation
+    mean, std = NORMALISATION[name]
     np.testing.assert_allclose(evals["image"], (raw["image"] / 255 - mean) / std, atol=1e-5)
     np.testing.assert_array_equal(evals["label"], raw["label"])
     assert abs(evals["image"].mean()) < 0.3 and 0.8 < evals["image"].std() < 1.4
@@ -153,7 +152,7 @@ def test_cifar_augmentation_is_a_random_crop_of_the_zero_padded_image_or_its_mir
     with tfds.testing.mock_data(
         as_dataset_fn=_indexed_as_dataset, data_dir=_tiny_metadata(tmp_path, "cifar10", 16, 8)
     ):
-        batches = _take(ip.train_batches(config), 4)  # Two epochs of 16 examples.
+        batches = _take(ip.DataSet(config).train_batches(), 4)  # Two epochs of 16 examples.
     hits = _locate_all(batches, _sources(16, (32, 32, 3)), "cifar10")
     labels = np.concatenate([b["label"] for b in batches])
     np.testing.assert_array_equal(labels, [index % 10 for index, *_ in hits])
@@ -174,7 +173,7 @@ def test_cluttered_digits_are_translated_but_never_mirrored(tmp_path):
         as_dataset_fn=_indexed_as_dataset,
         data_dir=_tiny_metadata(tmp_path, "cluttered_digits", 16, 8),
     ):
-        assert ip.dataset_info(config) == DatasetInfo(
+        assert ip.DataSet(config).info == DatasetInfo(
             "cluttered_digits",
             10,
             size,
@@ -185,10 +184,11 @@ def test_cluttered_digits_are_translated_but_never_mirrored(tmp_path):
             "test",
             size,
             tuple("0123456789"),
-            ((0.0,), (1.0,)),
+            NORMALISATION["cluttered_digits"],
+            "pad_crop",
         )
-        batches = _take(ip.train_batches(config), 4)
-        evals = list(ip.eval_batches(config))
+        batches = _take(ip.DataSet(config).train_batches(), 4)
+        evals = list(ip.DataSet(config).eval_batches())
     assert batches[0]["image"].shape == (8, size, size, 1)
     hits = _locate_all(batches, _sources(16, (size, size, 1)), "cluttered_digits", flips=(False,))
     assert len({h[1:3] for h in hits}) > 10
@@ -203,10 +203,10 @@ def test_resuming_yields_exactly_the_batches_of_an_uninterrupted_run(tmp_path, s
     with tfds.testing.mock_data(
         num_examples=10, data_dir=_tiny_metadata(tmp_path, "cifar10", 10, 10)
     ):
-        full = _take(ip.train_batches(config), 7)
-        resumed = _take(ip.train_batches(config, start_step=start_step), 2)
-        cached = _take(ip.train_batches(_config(label_noise=0.3, cache=True)), 7)
-        other_seed = _take(ip.train_batches(_config(label_noise=0.3, seed=1)), 7)
+        full = _take(ip.DataSet(config).train_batches(), 7)
+        resumed = _take(ip.DataSet(config).train_batches(start_step=start_step), 2)
+        cached = _take(ip.DataSet(_config(label_noise=0.3, cache=True)).train_batches(), 7)
+        other_seed = _take(ip.DataSet(_config(label_noise=0.3, seed=1)).train_batches(), 7)
     for expected, batch in zip(full[start_step : start_step + 2], resumed, strict=True):
         np.testing.assert_array_equal(batch["image"], expected["image"])
         np.testing.assert_array_equal(batch["label"], expected["label"])
@@ -226,7 +226,7 @@ def test_each_process_reads_its_own_part_of_the_train_split(tmp_path, monkeypatc
     ):
         for process in range(2):
             monkeypatch.setattr(jax, "process_index", lambda process=process: process)
-            batches = _take(ip.train_batches(config), 2)  # One epoch of 10 per process.
+            batches = _take(ip.DataSet(config).train_batches(), 2)  # One epoch of 10 per process.
             assert batches[0]["image"].shape == (5, 32, 32, 3)
             seen.append(sorted(h[0] for h in _locate_all(batches, sources, "cifar10")))
     assert seen == [list(range(10)), list(range(10, 20))]
@@ -236,14 +236,14 @@ def test_eval_pads_the_last_batch_with_masked_zeros(tmp_path):
     with tfds.testing.mock_data(
         num_examples=10, data_dir=_tiny_metadata(tmp_path, "cifar10", 10, 10)
     ):
-        batches = list(ip.eval_batches(_config()))
+        batches = list(ip.DataSet(_config()).eval_batches())
         raw = next(tfds.builder("cifar10").as_dataset(split="test").batch(10).as_numpy_iterator())
     assert len(batches) == 3 and all(b["image"].shape == (4, 32, 32, 3) for b in batches)
     mask = np.concatenate([b["mask"] for b in batches])
     np.testing.assert_array_equal(mask, [True] * 10 + [False] * 2)
     images = np.concatenate([b["image"] for b in batches])
     labels = np.concatenate([b["label"] for b in batches])
-    mean, std = DATASETS["cifar10"].normalisation
+    mean, std = NORMALISATION["cifar10"]
     np.testing.assert_allclose(images[:10], (raw["image"] / 255 - mean) / std, atol=1e-5)
     np.testing.assert_array_equal(labels[:10], raw["label"])
     assert not images[10:].any() and not labels[10:].any()
@@ -258,7 +258,7 @@ def test_eval_parts_cover_the_split_in_the_same_number_of_batches(tmp_path, monk
     ):
         for process in range(3):
             monkeypatch.setattr(jax, "process_index", lambda process=process: process)
-            batches = list(ip.eval_batches(_config(batch_size=6)))
+            batches = list(ip.DataSet(_config(batch_size=6)).eval_batches())
             num_batches.append(len(batches))
             images = np.concatenate([b["image"] for b in batches])
             mask = np.concatenate([b["mask"] for b in batches])
@@ -274,9 +274,9 @@ def test_eval_parts_cover_the_split_in_the_same_number_of_batches(tmp_path, monk
 def test_imagenet_batches_have_the_configured_size():
     config = _config(dataset="imagenet2012", batch_size=2)
     with tfds.testing.mock_data(num_examples=4, data_dir=METADATA):  # Random-sized JPEGs.
-        info = ip.dataset_info(config)
-        train = _take(ip.train_batches(config), 3)
-        evals = next(ip.eval_batches(config))
+        info = ip.DataSet(config).info
+        train = _take(ip.DataSet(config).train_batches(), 3)
+        evals = next(ip.DataSet(config).eval_batches())
     assert info == DatasetInfo(
         "imagenet2012",
         1000,
@@ -288,7 +288,8 @@ def test_imagenet_batches_have_the_configured_size():
         "validation",
         64,
         info.class_names,
-        DATASETS["imagenet2012"].normalisation,
+        NORMALISATION["imagenet2012"],
+        "resized_crop_flip",
     )
     assert len(info.class_names) == 1000 and info.class_names[0] == "n01440764"  # WordNet ids
     for batch in [*train, evals]:
@@ -309,8 +310,8 @@ def test_imagenet_eval_resizes_the_shorter_side_and_crops_the_centre():
         return tf.data.Dataset.from_tensors({"image": jpeg, "label": tf.constant(3, tf.int64)})
 
     with tfds.testing.mock_data(as_dataset_fn=as_dataset, data_dir=METADATA):
-        batch = next(ip.eval_batches(_config(dataset="imagenet2012", batch_size=1)))
-    mean, std = DATASETS["imagenet2012"].normalisation
+        batch = next(ip.DataSet(_config(dataset="imagenet2012", batch_size=1)).eval_batches())
+    mean, std = NORMALISATION["imagenet2012"]
     pixels = (batch["image"][0] * std + mean) * 255
     assert pixels.shape == (64, 64, 3)
     np.testing.assert_allclose(pixels, np.broadcast_to([0, 0, 255], pixels.shape), atol=12)
@@ -335,8 +336,8 @@ def test_train_labels_carry_the_noise_of_their_example_in_every_epoch(tmp_path):
     with tfds.testing.mock_data(
         as_dataset_fn=_indexed_as_dataset, data_dir=_tiny_metadata(tmp_path, "cifar10", 16, 8)
     ):
-        batches = _take(ip.train_batches(config), 4)  # Two epochs.
-        evals = next(ip.eval_batches(config))
+        batches = _take(ip.DataSet(config).train_batches(), 4)  # Two epochs.
+        evals = next(ip.DataSet(config).eval_batches())
     indices = np.array([h[0] for h in _locate_all(batches, _sources(16, (32, 32, 3)), "cifar10")])
     labels = np.concatenate([b["label"] for b in batches])
     expected = noisy_labels(np.arange(16) % 10, 10, 0.5, seed=3)
@@ -350,14 +351,13 @@ def test_train_labels_carry_the_noise_of_their_example_in_every_epoch(tmp_path):
     [
         (dict(dataset="mnist"), "valid names are: cifar10, cifar100, imagenet2012, cluttered"),
         (dict(batch_size=4), "batch_size 4 is not divisible by the 3 processes"),
-        (dict(label_noise=1.0), r"label_noise must be in \[0, 1\)"),
     ],
 )
 def test_bad_configs_raise_clear_errors(monkeypatch, overrides, message):
     monkeypatch.setattr(jax, "process_count", lambda: 3)
     with tfds.testing.mock_data(num_examples=4, data_dir=METADATA):
         with pytest.raises(ValueError, match=message):
-            ip.train_batches(_config(**overrides))
+            ip.DataSet(_config(**overrides)).train_batches()
 
 
 @pytest.mark.parametrize(
@@ -368,12 +368,11 @@ def test_a_missing_dataset_raises_an_actionable_error_and_writes_nothing(tmp_pat
     data_dir = tmp_path / "tfds"
     data_dir.mkdir()
     config = _config(dataset=name, data_dir=str(data_dir))
-    for read in (ip.dataset_info, ip.train_batches, ip.eval_batches):
-        with pytest.raises(DataNotFoundError) as error:
-            read(config)
-        message = str(error.value)
-        assert str(data_dir / "downloads" / "manual") in message and archive in message
-        assert f"tfds build {name} --data_dir={data_dir} --manual_dir=" in message
+    with pytest.raises(DataNotFoundError) as error:
+        ip.DataSet(config)
+    message = str(error.value)
+    assert str(data_dir / "downloads" / "manual") in message and archive in message
+    assert f"tfds build {name} --data_dir={data_dir} --manual_dir=" in message
     assert list(tmp_path.rglob("*")) == [data_dir]
 
 
@@ -395,12 +394,13 @@ def test_a_missing_cifar_is_downloaded_when_the_host_answers(tmp_path, monkeypat
         connections.append((address, timeout))
         return Connection()
 
-    monkeypatch.setattr(builders.socket, "create_connection", connect)
+    monkeypatch.setattr(downloads.socket, "create_connection", connect)
     monkeypatch.setattr(
         tfds.core.DatasetBuilder, "download_and_prepare", lambda self: prepared.append(self.name)
     )
-    builder = builders.builder(config)
-    assert connections == [(("www.cs.toronto.edu", 443), builders.CONNECT_TIMEOUT_S)]
+    build, argument = datasets.lookup("cifar10")  # the builder, before the data are described
+    builder = build(argument, config).builder
+    assert connections == [(("www.cs.toronto.edu", 443), downloads.CONNECT_TIMEOUT_S)]
     assert prepared == ["cifar10"] and builder.name == "cifar10"
 
 
@@ -415,8 +415,8 @@ def test_offline_the_download_stops_within_the_timeout_with_the_manual_steps(
             threading.Event().wait()
         raise ConnectionRefusedError("refused")
 
-    monkeypatch.setattr(builders.socket, "create_connection", connect)
-    monkeypatch.setattr(builders, "CONNECT_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(downloads.socket, "create_connection", connect)
+    monkeypatch.setattr(downloads, "CONNECT_TIMEOUT_S", 0.2)
     monkeypatch.setattr(
         tfds.core.DatasetBuilder,
         "download_and_prepare",
@@ -424,7 +424,7 @@ def test_offline_the_download_stops_within_the_timeout_with_the_manual_steps(
     )
     start = time.monotonic()
     with pytest.raises(DataNotFoundError) as error:
-        ip.dataset_info(config)
+        ip.DataSet(config)
     assert time.monotonic() - start < 10  # bounded by the connect timeout, never a hang
     message = str(error.value)
     assert "cannot be downloaded: www.cs.toronto.edu is unreachable" in message
@@ -434,51 +434,51 @@ def test_offline_the_download_stops_within_the_timeout_with_the_manual_steps(
 
 def test_a_failed_download_is_reported_with_the_manual_steps(tmp_path, monkeypatch):
     data_dir, config = _cifar_missing(tmp_path, download=True)
-    monkeypatch.setattr(builders, "_reachable", lambda host: True)
+    monkeypatch.setattr(downloads, "_reachable", lambda host: True)
 
     def fail(self):
         raise OSError("connection reset")
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", fail)
     with pytest.raises(DataNotFoundError, match=r"its download failed \(OSError: connection"):
-        ip.dataset_info(config)
+        ip.DataSet(config)
 
 
 def test_imagenet_is_never_downloaded(tmp_path, monkeypatch):
     data_dir = tmp_path / "tfds"
     data_dir.mkdir()
     config = _config(dataset="imagenet2012", data_dir=str(data_dir), download=True)
-    monkeypatch.setattr(builders, "_reachable", lambda host: pytest.fail("no connection attempt"))
+    monkeypatch.setattr(downloads, "_reachable", lambda host: pytest.fail("no connection attempt"))
     with pytest.raises(DataNotFoundError, match="is never downloaded"):
-        ip.dataset_info(config)
+        ip.DataSet(config)
 
 
 def test_imagenet_evaluates_at_eval_image_size_and_trains_at_image_size():
     config = _config(dataset="imagenet2012", batch_size=2, image_size=32, eval_image_size=48)
     with tfds.testing.mock_data(num_examples=4, data_dir=METADATA):
-        info = ip.dataset_info(config)
-        train = next(ip.train_batches(config))
-        evals = next(ip.eval_batches(config))
-    assert (info.image_size, info.eval_image_size) == (32, 48)
+        data = ip.DataSet(config)
+        train, evals = next(data.train_batches()), next(data.eval_batches())
+    assert (data.info.image_size, data.info.eval_image_size) == (32, 48)
     assert train["image"].shape == (2, 32, 32, 3) and evals["image"].shape == (2, 48, 48, 3)
 
 
 def test_eval_image_size_is_refused_for_fixed_size_datasets():
     with tfds.testing.mock_data(num_examples=4, data_dir=METADATA):
         with pytest.raises(ValueError, match="cifar10 images are all 32x32"):
-            ip.dataset_info(_config(eval_image_size=40))
+            ip.DataSet(_config(eval_image_size=40))
 
 
 def test_eval_examples_and_eval_split_choose_what_is_evaluated(tmp_path):
     with tfds.testing.mock_data(
         as_dataset_fn=_indexed_as_dataset, data_dir=_tiny_metadata(tmp_path, "cifar10", 10, 10)
     ):
-        batches = list(ip.eval_batches(_config(eval_examples=5)))
-        info = ip.dataset_info(_config(eval_split="train", eval_examples=50))
-        with pytest.raises(ValueError, match="has no split 'val'; its splits are: test, train"):
-            ip.dataset_info(_config(eval_split="val"))
-        with pytest.raises(ValueError, match="eval_examples must be positive"):
-            ip.dataset_info(_config(eval_examples=0))
+        batches = list(ip.DataSet(_config(eval_examples=5)).eval_batches())
+        info = ip.DataSet(_config(eval_split="train", eval_examples=50)).info
+        with pytest.raises(
+            ValueError,
+            match="config.eval_split='val': cifar10 has no such split; its splits are: test, train",
+        ):
+            ip.DataSet(_config(eval_split="val"))
     mask = np.concatenate([b["mask"] for b in batches])
     assert mask.tolist() == [True] * 5 + [False] * 3
     labels = np.concatenate([b["label"] for b in batches])

@@ -34,7 +34,7 @@ def test_the_archive_or_its_folder_gives_images_labels_names_and_boxes(tmp_path,
         with zipfile.ZipFile(zip_path) as z:
             z.extractall(zip_path.parent)
         zip_path.unlink()
-    info = input_pipeline.dataset_info(_config(tmp_path))
+    info = input_pipeline.DataSet(_config(tmp_path)).info
     assert info.name == "tiny_imagenet" and info.class_names == archive.CLASS_NAMES
     assert (info.num_train, info.num_eval, info.train_split, info.eval_split) == (
         12,
@@ -42,7 +42,7 @@ def test_the_archive_or_its_folder_gives_images_labels_names_and_boxes(tmp_path,
         "train",
         "validation",
     )
-    assert (info.image_size, info.num_channels, info.any_size, info.flip) == (64, 3, False, True)
+    assert (info.image_size, info.num_channels, info.augmentation) == (64, 3, "pad_crop_flip")
     if unpacked:
         return
     builder = tiny_imagenet.TinyImagenet(data_dir=str(tmp_path))
@@ -79,14 +79,14 @@ def test_a_bad_archive_is_refused_in_one_line_before_anything_is_written(tmp_pat
     archive.make(_manual_dir(tmp_path) / tiny_imagenet.ARCHIVE, **kwargs)
     workdir = tmp_path / "run"
     with pytest.raises(loop.SetupError) as e:
-        loop.train_and_evaluate(_config(tmp_path), str(workdir), input_pipeline)
+        loop.open_data(_config(tmp_path), str(workdir), input_pipeline.DataSet)
     assert message in str(e.value) and "\n" not in str(e.value)
     assert not workdir.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["downloads"]
 
 
 def test_without_the_archive_the_message_names_the_file_and_where_it_goes(tmp_path):
     with pytest.raises(DataNotFoundError) as e:
-        input_pipeline.dataset_info(_config(tmp_path))
+        input_pipeline.DataSet(_config(tmp_path))
     assert "tiny-imagenet-200.zip" in str(e.value)
     assert f"manual dir {tmp_path}/downloads/manual/" in str(e.value)
     assert not any(tmp_path.iterdir())

@@ -6,6 +6,8 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
+from ran_jax import configs
+
 CLASSES = ("bars", "blob", "ring")  # sorted, as tfds.ImageFolder names them
 
 
@@ -20,15 +22,23 @@ def picture(label: int, height: int, width: int, rng: np.random.Generator) -> np
     return image.astype(np.uint8)
 
 
-def make(root: Path, train_per_class: int = 6, test_per_class: int = 2, seed: int = 0) -> Path:
-    """Writes the folder: sizes 24-60 px, every third image grey-scale, some JPEGs."""
+def make(
+    root: Path,
+    train_per_class: int = 6,
+    test_per_class: int = 2,
+    seed: int = 0,
+    size: int | None = None,
+) -> Path:
+    """Writes the folder: sizes 24-60 px (or all ``size`` x ``size``), every third image
+    grey-scale, some JPEGs."""
     rng = np.random.default_rng(seed)
     for split, count in (("train", train_per_class), ("test", test_per_class)):
         for label, name in enumerate(CLASSES):
             folder = root / split / name
             folder.mkdir(parents=True)
             for i in range(count):
-                image = picture(label, *rng.integers(24, 61, size=2), rng)
+                shape = (size, size) if size else rng.integers(24, 61, size=2)
+                image = picture(label, *shape, rng)
                 if i % 3 == 2:
                     image = image.mean(axis=-1, keepdims=True).astype(np.uint8)
                 if i % 4 == 1:
@@ -41,17 +51,7 @@ def make(root: Path, train_per_class: int = 6, test_per_class: int = 2, seed: in
 
 def config(root: Path, **overrides) -> ml_collections.ConfigDict:
     """What the input pipeline reads of a config, for the image folder at ``root``."""
-    c = ml_collections.ConfigDict(
-        dict(
-            dataset=f"image_folder:{root}",
-            data_dir=None,
-            batch_size=4,
-            image_size=32,
-            eval_image_size=None,
-            seed=0,
-            label_noise=0.0,
-            shuffle_buffer=64,
-        )
-    )
+    c = configs.base()
+    c.dataset, c.batch_size, c.image_size, c.shuffle_buffer = f"image_folder:{root}", 4, 32, 64
     c.update(overrides)
     return c

@@ -19,8 +19,9 @@ import numpy as np
 from ran_jax import configs
 from ran_jax.data import input_pipeline
 from ran_jax.training import checkpointing, loop
+from ran_jax.training.model import build
 from ran_jax.training.parallel import to_host
-from ran_jax.training.state import build, checkpoint_meta, create_train_state
+from ran_jax.training.state import create_train_state
 
 STEPS = 2  # the second step runs the state the first returned, as every later one
 
@@ -43,11 +44,11 @@ def config(data_dir: str, parallelism: str):
 def both_halves(train_batches):
     """The global batches of a 2-process run, read in one process."""
 
-    def read(c, *, start_step=0):
+    def read(data, start_step=0):
         halves = []
         for i in range(2):  # the stream reads its process when it is made
             with mock.patch.object(input_pipeline, "_this_process", lambda i=i: (i, 2)):
-                halves.append(train_batches(c, start_step=start_step))
+                halves.append(train_batches(data, start_step))
         for a, b in zip(*halves):
             yield {k: np.concatenate([a[k], b[k]]) for k in a}
 
@@ -67,15 +68,16 @@ def main(data_dir: str, workdir: str, out: str, parallelism: str, *distributed: 
     if distributed:
         jax.distributed.initialize(distributed[0], num_processes=2, process_id=int(distributed[1]))
     else:
-        input_pipeline.train_batches = both_halves(input_pipeline.train_batches)
+        input_pipeline.DataSet.train_batches = both_halves(input_pipeline.DataSet.train_batches)
 
     c = config(data_dir, parallelism)
-    trained = loop.train_and_evaluate(c, workdir, input_pipeline)
+    data = input_pipeline.DataSet(c)
+    trained = loop.train_and_evaluate(c, workdir, data)
 
-    model, info, dp = build(c, input_pipeline)
+    model, info, dp = build(c, data)
     shape = (info.image_size, info.image_size, info.num_channels)
     fresh = dp.put_state(create_train_state(c, model, shape))
-    meta = checkpoint_meta(c, info.num_classes, shape, fresh.params)
+    meta = checkpointing.checkpoint_meta(c, info.num_classes, shape, fresh.params)
     initial = leaves(fresh)
     # The state the step returned has the types of a new one, or the step compiled again.
     types_kept = types(trained) == types(fresh)

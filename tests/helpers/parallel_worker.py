@@ -12,8 +12,9 @@ import numpy as np
 
 from ran_jax import configs
 from ran_jax.models import get_model
+from ran_jax.training.optimizer import learning_rate_fn
 from ran_jax.training.parallel import AXIS, DataParallel
-from ran_jax.training.state import create_train_state, learning_rate_fn
+from ran_jax.training.state import create_train_state
 from ran_jax.training.steps import train_step
 
 

@@ -43,7 +43,9 @@ def test_an_old_checkpoint_restores_and_evaluates_as_it_did(old_run, cluttered_d
     run = trained.load(old_run, "latest")
     assert run.step == 4 and run.dataset.class_names == tuple("0123456789")
     assert run.dataset.normalisation == ((0.0,), (1.0,))  # read from the old run.json
-    result = evaluate_checkpoint(old_run, input_pipeline, "latest", data_dir=cluttered_digits_dir)
+    result = evaluate_checkpoint(
+        old_run, input_pipeline.DataSet, "latest", data_dir=cluttered_digits_dir
+    )
     logged = next(
         m
         for m in _lines(os.path.join(old_run, "metrics.jsonl"))
@@ -56,7 +58,7 @@ def test_an_old_checkpoint_restores_and_evaluates_as_it_did(old_run, cluttered_d
 def test_an_old_run_resumes_and_continues_as_it_would_have(old_run, cluttered_digits_dir):
     config = _old_config(cluttered_digits_dir)
     config.num_train_steps = 6
-    state = loop.train_and_evaluate(config, old_run, input_pipeline)
+    state = loop.train_and_evaluate(config, old_run, input_pipeline.DataSet(config))
     assert int(state.step) == 6
     got = {
         (m["step"], k): v
@@ -64,17 +66,21 @@ def test_an_old_run_resumes_and_continues_as_it_would_have(old_run, cluttered_di
         for k, v in m.items()
     }
     # What the old code logged when it trained the same config for 6 steps without a stop, on
-    # jax 0.10.2, whose XLA this run matches within 1e-6. Another JAX brings another XLA, which
-    # rounds differently, and the difference grows with each step: on jax 0.12.0.1 (Python
-    # 3.13) measured 3.0e-6 relative in the step-5 loss and 5.4e-5 in the step-6 evaluation
-    # loss. There the test checks that the run continues from the old state (losses within
-    # 1e-3, 18x that) and leaves out the accuracies, which count a few examples.
-    same_xla = jax.__version__ == REFERENCE_JAX
+    # jax 0.10.2. XLA's CPU code depends on the machine as well as on the JAX version, and the
+    # difference grows with each step: on jax 0.10.2 the machine that wrote the reference
+    # matched within 1e-6, another x86 machine (2026-12-06) 3.0e-6 in the step-6 loss and
+    # 4.7e-5 in the step-6 evaluation loss with equal accuracies; jax 0.12.0.1 (Python 3.13)
+    # measured 3.0e-6 and 5.4e-5. So the losses are checked within 2e-4 on the same JAX (4x
+    # the largest difference seen) and the accuracies, which count a few examples, exactly;
+    # on another JAX, the losses within 1e-3 and not the accuracies.
+    same_jax = jax.__version__ == REFERENCE_JAX
     keys = ("train_loss", "train_accuracy", "eval_loss", "eval_top1")
     reference = _lines(os.path.join(OLD_RUN, "uninterrupted_steps_5_6.jsonl"))
     for line in reference:
-        for key in keys if same_xla else keys[::2]:
+        for key in keys if same_jax else keys[::2]:
             if key in line:
                 np.testing.assert_allclose(
-                    got[(line["step"], key)], line[key], rtol=1e-6 if same_xla else 1e-3
+                    got[(line["step"], key)],
+                    line[key],
+                    rtol=(0 if "accuracy" in key or "top1" in key else 2e-4) if same_jax else 1e-3,
                 )

@@ -20,20 +20,20 @@ def test_study_grids_mirror_the_paper():
     }
     assert len(studies.STUDIES["noisy_labels"]) == 8
     with pytest.raises(ValueError, match="Unknown --study 'depth'"):
-        studies.run_study("depth", "/tmp/unused", input_pipeline)
+        studies.run_study("depth", "/tmp/unused", input_pipeline.DataSet)
 
 
 def test_reproduce_runs_a_study_once_then_skips_finished_runs(tmp_path, cluttered_digits_dir):
     data_dir = cluttered_digits_dir  # prepared once per test session (conftest.py)
     workdir = str(tmp_path / "studies")
     first = studies.run_study(
-        "mask_type", workdir, input_pipeline, seeds=1, smoke=True, data_dir=data_dir
+        "mask_type", workdir, input_pipeline.DataSet, seeds=1, smoke=True, data_dir=data_dir
     )
     assert first["trained_now"] == 2
     assert [(r["cell"], r["runs"]) for r in first["rows"]] == [("soft", 1), ("local", 1)]
     assert all(0 <= r["mean"] <= 100 and r["std"] is None for r in first["rows"])
     again = studies.run_study(
-        "mask_type", workdir, input_pipeline, seeds=1, smoke=True, data_dir=data_dir
+        "mask_type", workdir, input_pipeline.DataSet, seeds=1, smoke=True, data_dir=data_dir
     )
     assert again["trained_now"] == 0 and again["rows"] == first["rows"]
     table = open(os.path.join(workdir, "mask_type", "results.md")).read()
@@ -41,7 +41,13 @@ def test_reproduce_runs_a_study_once_then_skips_finished_runs(tmp_path, cluttere
     assert os.path.getsize(os.path.join(workdir, "mask_type", "results.png")) > 5_000
     # the soft-mask run is also ARL with one module per stage: linked, not trained again
     shared = studies.run_study(
-        "arl_vs_nal", workdir, input_pipeline, seeds=1, max_runs=0, smoke=True, data_dir=data_dir
+        "arl_vs_nal",
+        workdir,
+        input_pipeline.DataSet,
+        seeds=1,
+        max_runs=0,
+        smoke=True,
+        data_dir=data_dir,
     )
     rows = {r["cell"]: r for r in shared["rows"]}
     assert shared["trained_now"] == 0 and rows["NAL_m1"]["runs"] == 0
@@ -64,14 +70,18 @@ def test_a_diverged_run_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch)
         raise loop.NonFiniteError("Non-finite loss or gradient at step 1; no checkpoint.")
 
     monkeypatch.setattr(loop, "train_and_evaluate", diverge)
-    first = studies.run_study("mask_activation", str(tmp_path), input_pipeline, seeds=1, smoke=True)
+    first = studies.run_study(
+        "mask_activation", str(tmp_path), input_pipeline.DataSet, seeds=1, smoke=True
+    )
     assert len(calls) == first["trained_now"] == 3  # every cell was tried
     assert [(r["runs"], r["diverged"]) for r in first["rows"]] == [(0, 1)] * 3
     assert (
         "| spatial | 0 | – | diverged |"
         in (tmp_path / "mask_activation" / "results.md").read_text()
     )
-    again = studies.run_study("mask_activation", str(tmp_path), input_pipeline, seeds=1, smoke=True)
+    again = studies.run_study(
+        "mask_activation", str(tmp_path), input_pipeline.DataSet, seeds=1, smoke=True
+    )
     assert again["trained_now"] == 0 and len(calls) == 3  # a diverged run is a result
 
 
