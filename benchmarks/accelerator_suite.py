@@ -1,6 +1,6 @@
 r"""One prepared run on an accelerator: correctness, train-step speed, the PyTorch peer, input.
 
-    python benchmarks/accelerator_suite.py --out=DIR [--budget_s=540] [--cases=PATTERNS]
+    python benchmarks/accelerator_suite.py --out=DIR [--budget_s=SECONDS] [--cases=PATTERNS]
     python benchmarks/accelerator_suite.py --out=DIR --tiny      # every case, toy sizes, CPU
     python benchmarks/accelerator_suite.py --list [--tiny]       # the cases, in order
     python benchmarks/accelerator_suite.py --summarize DIR1 DIR2 --out=DIR   # merge runs
@@ -24,8 +24,9 @@ Cases, most important first (issue 17; ``--list`` prints them):
    bf16 autocast and channels-last, eager and ``torch.compile`` (inductor), for every JAX
    case without remat; ``summary.*`` gives JAX/PyTorch per case.
 4. ``pipeline/*``: ``ran_jax.data.pipeline_timing`` on this host's cores where TensorFlow is
-   importable; elsewhere a recorded skip with the per-core figure measured on the
-   development machine and the cores that feeding the fastest measured step would take.
+   importable; elsewhere a recorded skip with the per-core figure measured on the 2-core CPU
+   machine of ``docs/performance.md`` and the cores that feeding the fastest measured step
+   would take.
 
 Each case is appended to ``DIR/results.jsonl`` (one JSON object, flushed) as soon as it ends,
 so a run cut short keeps what it measured; a case that fails is a record with its error, and
@@ -41,25 +42,17 @@ JAX and PyTorch run in separate worker processes (this script with ``--worker``)
 the other, so each has the device to itself and a crash costs one case. ``--tiny`` runs every
 case at toy sizes on the CPU with TensorFlow unimportable (``tests/commands/
 test_accelerator_suite.py`` runs it; ``torch.compile`` uses the ``aot_eager`` backend there,
-``--inductor`` inductor); ``--no_tensorflow`` blocks TensorFlow in a full run. The grid takes
-about 52 minutes of device time by its priors, so it spans sessions: ``--summarize`` merges
-their ``results.jsonl`` into one summary.
+``--inductor`` inductor); ``--no_tensorflow`` blocks TensorFlow in a full run. By its priors
+the whole grid takes about 52 minutes on one H200; ``--budget_s`` (default: no limit) splits
+it into shorter runs, each skipping what no longer fits, and ``--summarize`` merges their
+``results.jsonl`` into one summary.
 
-The device call (the ``device`` tool's ``run``; ``docs/performance.md``, "GPU: the accelerator
-suite", says how to read and rerun it). Once, on the development machine, the
-one wheel the device machine lacks (ml-collections; the rest of the suite's imports are there):
+On a GPU machine (``docs/performance.md``, "GPU: the accelerator suite", lists what it needs
+installed: JAX with CUDA, PyTorch with CUDA, pytest, ml-collections; TensorFlow is optional)::
 
-    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-        --implementation cp --platform manylinux_2_28_x86_64 -d .whl ml-collections==1.1.0
-
-then ``run`` with carry ``[".whl"]``, timeout_s ``360`` and the command::
-
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site || exit; export PYTHONPATH=$PWD:$PYTHONPATH PYTHONUNBUFFERED=1; python3 benchmarks/accelerator_suite.py --out=$OUT --budget_s=300
-
-300 s of measuring inside a 360 s call: with a machine start of a minute or two, a second call
-of the same size (a rerun of what failed, ``--cases=...`` from ``summary.md``) still fits the
-15 minutes of device time.
-"""  # noqa: E501 (the device command is one line)
+    pip install -e '.[test]' 'jax[cuda12]' torch
+    python benchmarks/accelerator_suite.py --out=gpu_results
+"""
 
 from __future__ import annotations
 
@@ -103,7 +96,7 @@ LOSS_BOUND = {"float32": 1e-3, "bfloat16": 3e-2}
 UPDATE_REL_BOUND = 1e-2  # float32
 UPDATE_COSINE_BOUND = 0.5  # bfloat16
 
-# The input pipeline on the development machine (docs/performance.md, "Input pipeline"),
+# The input pipeline on a 2-core CPU machine (docs/performance.md, "Input pipeline"),
 # for machines without TensorFlow: images/s on 2 cores.
 DEV_PIPELINE = {"imagenet2012": (484.0, 2), "cifar10": (5025.0, 2)}
 
@@ -715,15 +708,6 @@ def worker(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------- orchestrator
 
 
-def _trim(path: Path, keep: int = 12 * 2**20) -> None:
-    """Keeps a log under the device tool's 16 MiB per file: its first MiB and its end."""
-    if path.stat().st_size <= keep:
-        return
-    data = path.read_bytes()
-    cut = b"\n[... suite: log trimmed ...]\n"
-    path.write_bytes(data[: 2**20] + cut + data[-(keep - 2**20) :])
-
-
 def _children_cpu() -> float:
     """CPU seconds (user and system) of the ended child processes waited for so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -944,7 +928,7 @@ class Suite:
             "kind": "environment",
             "tiny": self.tiny,
             "argv": sys.argv[1:],
-            "budget_s": self.args.budget_s,
+            "budget_s": _budget(self.args),
             "host_cores": len(os.sched_getaffinity(0)),
             "platform": platform.platform(),
             "versions": versions(),
@@ -964,7 +948,7 @@ class Suite:
                 record["nvidia_smi"] = smi.stdout.strip()
             except (OSError, subprocess.SubprocessError) as e:
                 record["nvidia_smi"] = _one_line(e)
-        try:  # the device machine's copy of the tree may have no .git, or no git
+        try:  # a copy of the tree may have no .git, or no git
             git = subprocess.run(
                 ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
             )
@@ -1006,7 +990,7 @@ class Suite:
                     "per_core_images_per_second": per_core,
                     "per_core_source": (
                         f"docs/performance.md, Input pipeline: {images:,.0f} images/s on "
-                        f"{cores} cores of the development machine"
+                        f"{cores} cores of the 2-core CPU machine of docs/performance.md"
                     ),
                     "train_images_per_second": train,
                     "train_case": source,
@@ -1043,7 +1027,6 @@ class Suite:
             else:
                 self.run_worker(kind, group)
         self.log.close()
-        _trim(self.out / LOG)
         if self._cache:
             shutil.rmtree(self._cache, ignore_errors=True)
         return write_summary(self.out, self.args, time.time() - self.start)
@@ -1151,7 +1134,7 @@ def write_summary(out: Path, args: argparse.Namespace, elapsed: float | None) ->
     rerun = [n for n in rerun if not n.startswith("pipeline/")]  # their skip is their result
     summary = {
         "elapsed_s": elapsed,
-        "budget_s": args.budget_s,
+        "budget_s": _budget(args),
         "tiny": args.tiny,
         "device": env.get("nvidia_smi")
         or next((r.get("device_kind") for r in records if r.get("device_kind")), None),
@@ -1201,7 +1184,8 @@ def _markdown(s: dict[str, Any]) -> str:
         "",
         f"Device: {s['device']}. Commit {s['commit']}. "
         + (
-            f"{s['elapsed_s']:.0f} s of a {s['budget_s']:.0f} s budget. "
+            f"{s['elapsed_s']:.0f} s"
+            + (f" of a {s['budget_s']:.0f} s budget. " if s["budget_s"] else ". ")
             if s["elapsed_s"] is not None
             else "Merged from earlier runs (--summarize). "
         )
@@ -1271,6 +1255,11 @@ def _markdown(s: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------- command line
 
 
+def _budget(args: argparse.Namespace) -> float | None:
+    """``--budget_s`` for the records: None where there is no limit."""
+    return None if math.isinf(args.budget_s) else args.budget_s
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", help="results folder (results.jsonl, summary.json/.md, suite.log)")
@@ -1278,8 +1267,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--budget_s",
         type=float,
-        default=540.0,
-        help="seconds for all cases (default: a 600 s call)",
+        default=math.inf,
+        help="seconds for all cases; what no longer fits is skipped (default: no limit)",
     )
     p.add_argument("--cases", default=None, help="comma-separated glob patterns of case names")
     p.add_argument("--no_tensorflow", action="store_true", help="TensorFlow unimportable")

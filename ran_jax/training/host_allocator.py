@@ -4,8 +4,8 @@ XLA:CPU allocates each execution's temporary buffer (2.0 GiB for ``cifar_attenti
 batch 64) with ``malloc`` and frees it at the end of the step. glibc serves a block that
 large with a fresh ``mmap`` and returns it with ``munmap``, so every step touches 2 GiB of
 new pages: about 540,000 minor page faults and 1.4 s of kernel time per step on the 2-core
-development machine. Eager PyTorch does not pay this: its tensors are small enough for
-glibc to recycle.
+CPU machine of docs/performance.md. Eager PyTorch does not pay this: its tensors are small
+enough for glibc to recycle.
 
 ``keep_freed_memory`` fixes it in two settings, made before JAX creates its CPU client:
 

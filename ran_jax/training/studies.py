@@ -4,7 +4,7 @@ Each study is a grid of configs (cells) times seeds, trained on cluttered digits
 quick-start network (Attention-56's topology at 1/8 width) and a shorter schedule
 (``study_config``). Runs live in ``DIR/STUDY/CELL/seedK``; a finished run (its final
 evaluation is in ``metrics.jsonl``) is skipped and an interrupted one resumes from its
-checkpoint, so a study can be run in pieces (``--max_runs``) across sessions. A cell whose
+checkpoint, so a study can be run in pieces (``--max_runs``), one after another. A cell whose
 config equals a finished run of another study (Attention-56 with the soft, mixed, residual
 mask is in three studies) is not trained again: its run directory becomes a relative symlink
 to that run, and the log says so. A run whose loss or gradient turns non-finite is recorded

@@ -1,7 +1,7 @@
 """benchmarks/accelerator_suite.py: its --tiny dry run records every case, and its summary.
 
-The suite is what a session lent a GPU runs once (docs/performance.md); these tests run it at
-toy sizes on the CPU, with TensorFlow blocked as on the device machine, so it cannot rot.
+The suite is what a GPU machine runs (docs/performance.md); these tests run it at toy sizes on
+the CPU, with TensorFlow blocked as a GPU image without it would have, so it cannot rot.
 """
 
 import importlib.util
