@@ -87,7 +87,7 @@ KEYS: tuple[Key, ...] = (
         "dataset",
         "cifar10",
         str,
-        "cifar10, cifar100, imagenet2012, tiny_imagenet, cluttered_digits, "
+        "cifar10, cifar100, imagenet2012, fashion_mnist, tiny_imagenet, cluttered_digits, "
         "'image_folder:ROOT' "
         "(your own images) or 'tfds:NAME' (any tfds image-classification data set); checked "
         "when the data set is opened, before anything is written.",

@@ -10,6 +10,7 @@ the builder. To add a data set, register one more function.
 from __future__ import annotations
 
 import dataclasses
+import urllib.parse
 from collections.abc import Callable, Iterable
 
 import ml_collections
@@ -18,6 +19,7 @@ from ran_jax.data import (
     catalogue,
     cluttered_digits,
     downloads,
+    fashion_mnist,
     image_folder,
     tiny_imagenet,
 )
@@ -199,6 +201,19 @@ def _image_folder(root: str, _: ml_collections.ConfigDict) -> Source:
         IMAGENET_NORMALISATION,  # every image is read as RGB
         default_augmentation(folder.image_size, folder.image_size),
         image_size=folder.image_size,
+    )
+
+
+@register(fashion_mnist.NAME)
+def _fashion_mnist(_: str, config: ml_collections.ConfigDict) -> Source:
+    # Prepared from the four local files where found; else downloaded by tfds if allowed.
+    builder = fashion_mnist.prepare(config.data_dir)
+    host = urllib.parse.urlparse(fashion_mnist.URL).hostname
+    return Source(
+        downloads.prepared(builder, config, host, message=fashion_mnist.not_found_message),
+        ("train", "test"),
+        fashion_mnist.NORMALISATION,
+        "pad_crop_flip",
     )
 
 
