@@ -12,9 +12,9 @@ drift. The driver times each step from its "go" to the worker's next "ready" (pi
 is microseconds). Reported: each side's median step time, and the median of the per-pair
 ratios.
 
-The ran_jax side is ``ran_jax.benchmark.run`` (the trainer's step, as ``python -m
-ran_jax.benchmark`` times it); the PyTorch side is ``benchmarks/torch_reference.py``, run by
-``--torch_python``, an interpreter with torch installed.
+The ran_jax side is ``ran_jax.training.step_benchmark.run`` (the trainer's step, as
+``python -m ran_jax.benchmark`` times it); the PyTorch side is ``torch_reference.benchmark``,
+run by ``--torch_python``, an interpreter with torch installed.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def wait():
 _JAX_WORKER = (
     _WAIT
     + """
-from ran_jax import benchmark
-benchmark.run({model!r}, {batch_size}, steps={steps}, warmup={warmup}, before_step=wait)
+from ran_jax.training import step_benchmark
+step_benchmark.run({model!r}, {batch_size}, steps={steps}, warmup={warmup}, before_step=wait)
 print("ready", flush=True)
 """
 )
@@ -50,13 +50,10 @@ print("ready", flush=True)
 _TORCH_WORKER = (
     _WAIT
     + """
-import argparse
 sys.path.insert(0, {here!r})
 import torch_reference
-args = argparse.Namespace(model={model!r}, batch_size={batch_size}, image_size=None,
-                          steps={steps}, warmup={warmup}, threads=2, mode="train",
+torch_reference.benchmark({model!r}, {batch_size}, steps={steps}, warmup={warmup}, threads=2,
                           before_step=wait)
-torch_reference.benchmark(args)
 print("ready", flush=True)
 """
 )

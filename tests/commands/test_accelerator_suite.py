@@ -4,21 +4,24 @@ The suite is what a GPU machine runs (docs/performance.md); these tests run it a
 the CPU, with TensorFlow blocked as a GPU image without it would have, so it cannot rot.
 """
 
+import importlib
 import importlib.util
 import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
 from helpers import ROOT
 
 SUITE = os.path.join(ROOT, "benchmarks", "accelerator_suite.py")
-_spec = importlib.util.spec_from_file_location("accelerator_suite", SUITE)
-suite = importlib.util.module_from_spec(_spec)
-sys.modules["accelerator_suite"] = suite  # dataclasses look their module up there
-_spec.loader.exec_module(suite)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))  # where its package, gpu_suite, lies
+grid, measure, store, report, command = (
+    importlib.import_module(f"gpu_suite.{name}")
+    for name in ("cases", "measure", "records", "report", "run")
+)
 
 needs_torch = pytest.mark.skipif(
     importlib.util.find_spec("torch") is None,
@@ -39,7 +42,7 @@ def _run(out, *flags, **env):
 
 
 def _records(out):
-    return [json.loads(line) for line in (out / suite.RESULTS).read_text().splitlines()]
+    return [json.loads(line) for line in (out / store.RESULTS).read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +54,7 @@ def tiny_run(tmp_path_factory):
 
 
 def test_cases_are_unique_ordered_and_paired():
-    full = suite.cases(suite.FULL)
+    full = grid.cases(grid.FULL)
     names = [c.name for c in full]
     assert len(names) == len(set(names)) == 46
     kinds = [c.kind for c in full]
@@ -62,9 +65,9 @@ def test_cases_are_unique_ordered_and_paired():
     for c in full:
         if c.impl == "jax":  # remat and pmap runs have no PyTorch twin
             assert {(c.peer_key, "torch-eager"), (c.peer_key, "torch-compile")} <= peers
-    tiny = [c.name for c in suite.cases(suite.TINY)]
+    tiny = [c.name for c in grid.cases(grid.TINY)]
     assert len(tiny) == len(set(tiny)) == 27
-    assert [c.name for c in suite.select(full, "train/cifar*/b1024/*,pipeline/*")] == [
+    assert [c.name for c in grid.select(full, "train/cifar*/b1024/*,pipeline/*")] == [
         "train/cifar_attention92/32/b1024/jax",
         "train/cifar_attention92/32/b1024/torch-eager",
         "train/cifar_attention92/32/b1024/torch-compile",
@@ -75,12 +78,12 @@ def test_cases_are_unique_ordered_and_paired():
 
 def test_estimates_come_from_priors_then_from_measured_cases():
     a56, a92 = (
-        suite._speed("train", m, 224, 256, "jax", 60) for m in ("attention56", "attention92")
+        grid._speed("train", m, 224, 256, "jax", 60) for m in ("attention56", "attention92")
     )
-    assert suite._estimate(a56, {}, tiny=False) == 60
-    assert suite._estimate(a56, {a56.family: 20.0}, tiny=False) == 20.0
-    assert suite._estimate(a92, {a56.family: 20.0}, tiny=False) == pytest.approx(26.0)
-    assert suite._estimate(a92, {a56.family: 20.0}, tiny=True) == 0  # --tiny runs everything
+    assert grid.estimate(a56, {}, tiny=False) == 60
+    assert grid.estimate(a56, {a56.family: 20.0}, tiny=False) == 20.0
+    assert grid.estimate(a92, {a56.family: 20.0}, tiny=False) == pytest.approx(26.0)
+    assert grid.estimate(a92, {a56.family: 20.0}, tiny=True) == 0  # --tiny runs everything
 
 
 def test_summary_gives_ratios_targets_and_the_rerun(tmp_path):
@@ -113,9 +116,8 @@ def test_summary_gives_ratios_targets_and_the_rerun(tmp_path):
             "error": "OOM",
         },
     ]
-    (tmp_path / suite.RESULTS).write_text("".join(json.dumps(r) + "\n" for r in records))
-    args = suite.parse([f"--out={tmp_path}", "--budget_s=300"])
-    s = suite.write_summary(tmp_path, args, 12.0)
+    (tmp_path / store.RESULTS).write_text("".join(json.dumps(r) + "\n" for r in records))
+    s = report.write_summary(tmp_path, tiny=False, budget_s=300.0, elapsed=12.0)
     rows = {r["case"]: r for r in s["speed"]}
     assert rows[f"{a56}/jax"]["ratio_vs_pytorch-eager"] == 2.5
     assert rows[f"{a56}/jax"]["ratio_vs_pytorch-compile"] == 1.25
@@ -125,7 +127,7 @@ def test_summary_gives_ratios_targets_and_the_rerun(tmp_path):
     # 5,000 images/s; 1.25x torch.compile; cifar's compiled peer skipped; 0.75x eager.
     assert [t["met"] for t in s["targets"]] == [True, True, None, False]
     assert s["rerun_cases"] == f"{c92}/torch-compile,train/attention92/224/b256/jax"
-    md = (tmp_path / suite.SUMMARY_MD).read_text()
+    md = (tmp_path / store.SUMMARY_MD).read_text()
     assert "| train/attention56/224/b256/jax | 5,000 |" in md
     assert "--cases=train/cifar_attention92/32/b1024/torch-compile," in md
 
@@ -133,27 +135,25 @@ def test_summary_gives_ratios_targets_and_the_rerun(tmp_path):
     later = tmp_path / "later"
     later.mkdir()
     peer = speed(f"{c92}/torch-compile", "pytorch-compile", 20000.0, params=10)
-    (later / suite.RESULTS).write_text(json.dumps(peer) + "\n")
+    (later / store.RESULTS).write_text(json.dumps(peer) + "\n")
     merged = tmp_path / "merged"
-    suite.main(["--summarize", str(tmp_path), str(later), f"--out={merged}"])
-    s = json.loads((merged / suite.SUMMARY_JSON).read_text())
+    command.main(["--summarize", str(tmp_path), str(later), f"--out={merged}"])
+    s = json.loads((merged / store.SUMMARY_JSON).read_text())
     assert {r["case"]: r for r in s["speed"]}[f"{c92}/jax"]["ratio_vs_pytorch-compile"] == 1.5
     assert s["rerun_cases"] == "train/attention92/224/b256/jax"
 
 
 def test_budget_stops_the_running_case_and_skips_the_rest(tmp_path):
-    start = suite.time.time()
+    start = time.time()
     proc = _run(tmp_path, "--tiny", "--budget_s=2", "--cases=train/attention56/*/jax*")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert suite.time.time() - start < 60
+    assert time.time() - start < 60
     by_case = {r["case"]: r for r in _records(tmp_path)}
-    first, *rest = [
-        c.name for c in suite.select(suite.cases(suite.TINY), "train/attention56/*/jax*")
-    ]
+    first, *rest = [c.name for c in grid.select(grid.cases(grid.TINY), "train/attention56/*/jax*")]
     assert by_case[first]["status"] == "error"
     assert by_case[first]["error"].startswith("stopped at the budget")
     assert rest and all(by_case[n]["status"] == "skipped" for n in rest)
-    assert json.loads((tmp_path / suite.SUMMARY_JSON).read_text())["counts"] == {
+    assert json.loads((tmp_path / store.SUMMARY_JSON).read_text())["counts"] == {
         "error": 1,
         "skipped": len(rest),
     }
@@ -184,7 +184,7 @@ def test_a_case_whose_estimate_does_not_fit_is_skipped_without_running(tmp_path)
 
 
 def test_pipeline_case_measures_this_host_where_tensorflow_is_there():
-    r = suite.pipeline_case("cifar10", 8, 2, 1, train_images_per_second=1e6)
+    r = measure.pipeline_case("cifar10", 8, 2, 1, train_images_per_second=1e6)
     assert r["images_per_second"] > 0 and r["per_core_images_per_second"] > 0
     assert r["cores_needed"] == -(-1e6 // r["per_core_images_per_second"])
 
@@ -192,9 +192,9 @@ def test_pipeline_case_measures_this_host_where_tensorflow_is_there():
 @needs_torch
 def test_tiny_run_records_every_case_with_its_figures(tiny_run):
     out, stdout, by_case = tiny_run
-    names = [c.name for c in suite.cases(suite.TINY)]
+    names = [c.name for c in grid.cases(grid.TINY)]
     assert set(by_case) == {"environment", *names}
-    assert len((out / suite.RESULTS).read_text().splitlines()) == len(names) + 1
+    assert len((out / store.RESULTS).read_text().splitlines()) == len(names) + 1
     env = by_case["environment"]
     assert env["tensorflow_importable"] is False and env["tiny"] is True
     for name in names:
@@ -218,7 +218,7 @@ def test_tiny_run_records_every_case_with_its_figures(tiny_run):
     assert (compiled["framework"], compiled["compile_backend"]) == ("pytorch-compile", "aot_eager")
     assert by_case["train/attention56/32/b2/torch-eager"]["memory_format"] == "channels_last"
 
-    summary = json.loads((out / suite.SUMMARY_JSON).read_text())
+    summary = json.loads((out / store.SUMMARY_JSON).read_text())
     paired = [r for r in summary["speed"] if r["case"].endswith("/jax")]
     assert len(paired) == 6
     for r in paired:

@@ -43,6 +43,7 @@ TENSORFLOW_FREE = (
     "ran_jax.training.recipes",
     "ran_jax.training.run_file",
     "ran_jax.training.state",
+    "ran_jax.training.step_benchmark",
     "ran_jax.training.steps",
     "ran_jax.training.studies",
     "ran_jax.training.trained",
