@@ -1,9 +1,11 @@
-r"""Exports a trained network for serving: a TensorFlow SavedModel or a ``jax.export`` file.
+r"""Exports a trained network for serving: a TensorFlow SavedModel, a ``jax.export`` file or
+an ONNX model.
 
     python -m ran_jax.export --workdir=DIR --out=OUT                       # SavedModel
     python -m ran_jax.export --workdir=DIR --out=OUT --format=jax_export
+    python -m ran_jax.export --workdir=DIR --out=OUT --format=onnx   # pip install -e '.[onnx]'
 
-Both hold one function, the network in evaluation mode (BatchNorm running statistics) with
+Each holds one function, the network in evaluation mode (BatchNorm running statistics) with
 the run's input normalisation built in::
 
     logits = f(images)   # images: float32 [batch, S, S, C], pixel values 0-255
@@ -17,8 +19,12 @@ size, channels, class names and normalisation.
   ``.signatures["serving_default"](images=x)["logits"]``; TF Serving loads it as is.
 - ``jax_export``: ``OUT/model.jax_export`` is a serialized ``jax.export.Exported`` with the
   parameters inside: ``jax.export.deserialize(open(path, "rb").read()).call(x)``.
+- ``onnx``: ``OUT/model.onnx`` (``training/onnx_graph.py``), standard operators of opset 17
+  for ONNX Runtime; the batch size is free, the image size fixed at export.
 
-Both are lowered for CPU, CUDA GPUs and TPUs, so an export made on a CPU serves on either.
+The first two are lowered for CPU, CUDA GPUs and TPUs, so an export made on a CPU serves on
+either. The SavedModel and the ONNX file are run once before they are kept (ONNX Runtime's
+logits must also match ``model.apply``'s); one that fails is removed, with the reason.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from absl import app, flags
 
 from ran_jax import cli
@@ -39,8 +46,13 @@ from ran_jax.checks import check_choice
 from ran_jax.data.tf_runtime import tf
 from ran_jax.training import trained
 
-FORMATS = ("saved_model", "jax_export")
+FORMATS = ("saved_model", "jax_export", "onnx")
 JAX_EXPORT_FILE = "model.jax_export"
+ONNX_FILE = "model.onnx"
+ONNX_INSTALL = "pip install -e '.[onnx]' (in the ran_jax checkout)"
+# Largest difference from model.apply's logits, relative to their largest: a wrong lowering
+# is off by far more; rounding, amplified through hundreds of layers, by up to 1e-4.
+ONNX_RTOL = 1e-3
 SIGNATURE_FILE = "signature.json"
 PLATFORMS = ("cpu", "cuda", "tpu")  # both formats hold code for each, whatever exports them
 
@@ -49,7 +61,9 @@ def _define_flags() -> None:
     cli.define_trained_run()
     flags.DEFINE_string("out", None, "Directory to write to (new or empty).", required=True)
     flags.DEFINE_string("format", "saved_model", f"One of: {', '.join(FORMATS)}.")
-    flags.DEFINE_integer("image_size", None, "Input side (default: the run's evaluation size).")
+    flags.DEFINE_integer(
+        "image_size", None, "Input side (default: the run's evaluation size); fixed in ONNX."
+    )
 
 
 def serving_fn(run: trained.Trained) -> Callable[[Any, jax.Array], jax.Array]:
@@ -143,6 +157,55 @@ def _jax_export(variables: Any, f, shape: tuple[int, ...], out: str) -> None:
         file.write(exported.serialize())
 
 
+def _onnx_modules() -> tuple[Any, Any]:
+    """``onnx`` and ``onnxruntime``, or a ValueError with the command that installs them."""
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError as e:
+        raise ValueError(
+            f"--format=onnx needs the onnx and onnxruntime packages ({e.name} is missing): "
+            f"{ONNX_INSTALL}"
+        ) from e
+    return onnx, onnxruntime
+
+
+def _onnx(variables: Any, f, shape: tuple[int, ...], out: str) -> None:
+    from ran_jax.training import onnx_graph
+
+    onnx, _ = _onnx_modules()
+    path = os.path.join(out, ONNX_FILE)
+    onnx.save(onnx_graph.to_onnx(lambda images: f(variables, images), shape), path)
+    try:
+        _onnx_checked(path, variables, f, shape)
+    except ValueError:
+        os.remove(path)
+        raise
+
+
+def _onnx_checked(path: str, variables: Any, f, shape: tuple[int, ...]) -> None:
+    """Checks the ONNX file and runs it once in ONNX Runtime on a batch of 2 random images;
+    a ValueError says why it is not the network."""
+    onnx, onnxruntime = _onnx_modules()
+    images = np.random.default_rng(0).uniform(0, 255, (2, *shape)).astype(np.float32)
+    expected = np.asarray(jax.jit(f)(variables, images))
+    try:
+        onnx.checker.check_model(path, full_check=True)
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        (got,) = session.run(None, {"images": images})
+    except Exception as e:  # the checker's and ONNX Runtime's errors share no base class
+        reason = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"The ONNX model fails onnx.checker or ONNX Runtime ({reason}); no model.onnx was kept."
+        ) from e
+    error = float(np.max(np.abs(got - expected)) / max(np.max(np.abs(expected)), 1e-30))
+    if not error <= ONNX_RTOL:
+        raise ValueError(
+            f"ONNX Runtime {onnxruntime.__version__}'s logits differ from model.apply's by "
+            f"{error:.1e} of their largest (allowed {ONNX_RTOL:.0e}); no model.onnx was kept."
+        )
+
+
 def export(
     workdir: str,
     out: str,
@@ -153,6 +216,8 @@ def export(
 ) -> dict:
     """Writes the export of one checkpoint (its EMA weights with ``ema``) to ``out``."""
     check_choice("--format", fmt, FORMATS)
+    if fmt == "onnx":
+        _onnx_modules()
     _check_out(out)
     run = trained.load(workdir, checkpoint)
     variables = run.variables(ema)
@@ -160,8 +225,8 @@ def export(
     run.model.check_fits(size, what="Images (--image_size)")
     shape = (size, size, run.dataset.num_channels)
     os.makedirs(out, exist_ok=True)
-    writer = _saved_model if fmt == "saved_model" else _jax_export
-    writer(variables, serving_fn(run), shape, out)
+    writers = {"saved_model": _saved_model, "jax_export": _jax_export, "onnx": _onnx}
+    writers[fmt](variables, serving_fn(run), shape, out)
     mean, std = run.dataset.normalisation
     signature = {
         "format": fmt,

@@ -200,9 +200,82 @@ def test_jax_export_serves_any_batch_with_the_logits_of_model_apply(run, referen
         np.testing.assert_allclose(exported.call(pixels[:n]), logits[:n], atol=EXPORT_ATOL)
 
 
+def _onnx_runtime():
+    onnx = pytest.importorskip("onnx", reason=f"no [onnx] extra: {export.ONNX_INSTALL}")
+    ort = pytest.importorskip("onnxruntime", reason=f"no [onnx] extra: {export.ONNX_INSTALL}")
+    return onnx, ort
+
+
+def test_onnx_export_serves_any_batch_with_the_logits_of_model_apply(run, reference, tmp_path):
+    onnx, ort = _onnx_runtime()
+    pixels, logits = reference
+    out = tmp_path / "onnx"
+    result = export.export(run["workdir"], str(out), "onnx")
+    assert result["input_shape"] == ["batch", 40, 40, 3] and result["format"] == "onnx"
+    path = str(out / export.ONNX_FILE)
+    onnx.checker.check_model(path, full_check=True)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    for n in (1, 3):
+        (got,) = session.run(None, {"images": pixels[:n]})
+        assert np.max(np.abs(got - logits[:n])) <= 1e-4 * np.max(np.abs(logits[:n]))
+    assert sorted(os.listdir(out)) == [export.ONNX_FILE, export.SIGNATURE_FILE]
+
+
+def test_onnx_export_takes_another_image_size(run, tmp_path):
+    _, ort = _onnx_runtime()
+    loaded = trained.load(run["workdir"])
+    pixels = np.random.default_rng(2).uniform(0, 255, (2, 48, 48, 3)).astype(np.float32)
+    mean, std = IMAGENET_NORMALISATION
+    normalised = (pixels / 255 - np.array(mean)) / np.array(std)
+    logits = np.asarray(loaded.model.apply(loaded.variables(), normalised, train=False))
+    out = tmp_path / "onnx_48"
+    result = export.export(run["workdir"], str(out), "onnx", image_size=48)
+    assert result["input_shape"] == ["batch", 48, 48, 3]
+    session = ort.InferenceSession(str(out / export.ONNX_FILE), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"images": pixels})
+    assert np.max(np.abs(got - logits)) <= 1e-4 * np.max(np.abs(logits))
+
+
+def test_onnx_export_of_the_best_checkpoint_classifies_as_predict(run, tmp_path):
+    """``python -m ran_jax.export --format=onnx --checkpoint=best``, run by ONNX Runtime on
+    the images predict reads, prepared as for predict but not normalised, gives predict's
+    classes and probabilities."""
+    _, ort = _onnx_runtime()
+    out = tmp_path / "onnx_best"
+    args = [f"--workdir={run['workdir']}", f"--out={out}", "--format=onnx", "--checkpoint=best"]
+    proc = commands.run("export", *args, "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("Wrote onnx of step ")
+    paths = _test_images(run["folder"])
+    info = run_file.read(run["workdir"])[1]
+    mean, std = (np.array(v, np.float32) for v in info.normalisation)
+    pixels = ((image_files.eval_views(paths, info) * std + mean) * 255).astype(np.float32)
+    session = ort.InferenceSession(str(out / export.ONNX_FILE), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"images": pixels})
+    probabilities = np.asarray(jax.nn.softmax(logits))
+    expected = predict.predict(run["workdir"], paths, checkpoint="best", top=3)
+    assert expected["step"] == json.loads(proc.stdout.strip().splitlines()[-1])["step"]
+    for prediction, p in zip(expected["predictions"], probabilities):
+        top = prediction["top"]
+        assert [t["class"] for t in top] == list(np.argsort(-p, kind="stable")[:3])
+        np.testing.assert_allclose([t["probability"] for t in top], np.sort(p)[::-1][:3], rtol=1e-4)
+
+
+def test_an_onnx_export_that_differs_from_model_apply_is_removed(run, tmp_path, monkeypatch):
+    _onnx_runtime()
+    from ran_jax.training import onnx_graph
+
+    wrong = lambda g, eqn, x: g.node("Relu", [x])  # noqa: E731  (the masks' sigmoid)
+    monkeypatch.setitem(onnx_graph._RULES, "logistic", wrong)
+    out = tmp_path / "onnx_wrong"
+    with pytest.raises(ValueError, match="logits differ from model.apply's by") as error:
+        export.export(run["workdir"], str(out), "onnx")
+    assert "\n" not in str(error.value) and os.listdir(out) == []
+
+
 def test_export_rejects_an_unknown_format_and_a_used_directory(run, tmp_path):
-    with pytest.raises(ValueError, match="Unknown --format 'onnx'"):
-        export.export(run["workdir"], str(tmp_path / "a"), "onnx")
+    with pytest.raises(ValueError, match="Unknown --format 'tflite'"):
+        export.export(run["workdir"], str(tmp_path / "a"), "tflite")
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "file").write_text("x")
     with pytest.raises(ValueError, match="is not an empty directory"):
@@ -224,7 +297,7 @@ def test_predict_command_prints_the_top_classes_and_a_json_line(run):
     [
         ("evaluate", ["--workdir=/nonexistent"], "error: --workdir=/nonexistent does not exist"),
         ("predict", ["--workdir=WORKDIR", "nope.png"], "error: Image nope.png does not exist"),
-        ("export", ["--workdir=WORKDIR", "--out=OUT", "--format=onnx"], "Unknown --format"),
+        ("export", ["--workdir=WORKDIR", "--out=OUT", "--format=tflite"], "Unknown --format"),
         ("evaluate", ["--workdir=WORKDIR", "--checkpoint=99"], "has no checkpoint of step 99"),
     ],
 )
