@@ -278,6 +278,27 @@ def cifar_modern(model: str, dataset: str = "cifar10") -> ml_collections.ConfigD
     return c
 
 
+def fashion_mnist(model: str, epochs: int) -> ml_collections.ConfigDict:
+    """The Fashion-MNIST recipe of ``experiments/fashion_mnist_*.py`` (``docs/fashion_mnist.md``)
+    for ``model``, ``epochs`` of 60,000 images: batch 128, Nesterov SGD at lr 0.1 (scaled with
+    the batch) with linear warmup then cosine decay to zero, weight decay 5e-4 on convolution
+    and dense kernels, label smoothing 0.1; CIFAR's pad-and-crop with flips. Each experiment
+    sets its warmup and how often it evaluates."""
+    steps_per_epoch = 60_000 // 128
+    c = cifar(model, "fashion_mnist")
+    c.batch_size = 128
+    c.learning_rate, c.base_batch_size, c.scale_lr_with_batch = 0.1, 128, True
+    c.num_train_steps = epochs * steps_per_epoch
+    c.lr_schedule = "cosine"
+    c.weight_decay = 5e-4
+    c.decay_norm_and_bias = False
+    c.label_smoothing = 0.1
+    c.shuffle_buffer = 60_000
+    c.log_every_steps = 100
+    c.checkpoint_every_steps = steps_per_epoch
+    return c
+
+
 def quickstart() -> ml_collections.ConfigDict:
     """A small attention network on cluttered digits: offline, minutes on a CPU.
 
