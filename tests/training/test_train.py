@@ -18,9 +18,12 @@ def parallel_runs():
         XLA_FLAGS="--xla_force_host_platform_device_count=8",
         JAX_PLATFORMS="cpu",
         PYTHONPATH=ROOT,
-        # Compiled as users run it: without XLA's optimisations (conftest.py's setting) the
-        # 1- and 8-device losses differ by 3e-4 relative after one step, not 1e-5.
-        JAX_DISABLE_MOST_OPTIMIZATIONS="0",
+        # Without XLA's optimisations (conftest.py's setting, stated here because the test
+        # depends on it): the 1- and 8-device runs then agree to 5e-7 in the parameters on
+        # JAX 0.10.2 and 0.12.1 alike. Optimised, JAX 0.12.1 compiles the 1-device step
+        # differently and its second update differs by 1e-3 relative, which says nothing
+        # about the data parallelism this test checks (measured 2026-12-06).
+        JAX_DISABLE_MOST_OPTIMIZATIONS="1",
     )
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "tests", "helpers", "parallel_worker.py")],
