@@ -1,6 +1,6 @@
-"""CIFAR-10 Attention-452 (p, t, r = 2, 4, 3) with the modern recipe (``configs.cifar_modern``:
-97.57% for the Gluon port's larger Attention-452), plus an EMA of the weights, evaluated
-beside them."""
+"""CIFAR-10 Attention-452 (p, t, r = 2, 4, 3) with the modern recipe (``configs.cifar_modern``;
+docs/training.md, "The modern CIFAR recipe"), plus an EMA of the weights, evaluated beside
+them."""
 
 from ran_jax import configs
 

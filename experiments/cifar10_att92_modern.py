@@ -1,5 +1,5 @@
-"""CIFAR-10 Attention-92 with the modern recipe of the best public ports, not the paper's
-(``configs.cifar_modern``: 97.14% for the Gluon port's larger Attention-92)."""
+"""CIFAR-10 Attention-92 with the modern recipe, not the paper's (``configs.cifar_modern``;
+docs/training.md, "The modern CIFAR recipe")."""
 
 from ran_jax import configs
 

@@ -16,10 +16,9 @@ work on 64x64, 32x32 and 16x16 maps, as the paper's ImageNet network does on 56,
 after its stem at 224. For about the same MACs it has 28x fewer parameters, which suits
 100,000 training images (500 per class) better than 30 M.
 
-Recipe: CIFAR's (paper section 4.1): Nesterov SGD, batch 64, lr 0.1 divided by 10 at 64k and
-96k iterations, 160k iterations (about 102 epochs); zero-pad 4, random 64x64 crop and flip;
-Tiny ImageNet's mean/std. The data: put ``tiny-imagenet-200.zip`` in
-``<data_dir>/downloads/manual/`` (``docs/data.md``).
+Recipe: the paper's CIFAR recipe (``configs.cifar``; docs/faithfulness.md §7.1), about 102
+epochs of Tiny ImageNet; zero-pad 4, random 64x64 crop and flip; Tiny ImageNet's mean/std.
+The data: put ``tiny-imagenet-200.zip`` in ``<data_dir>/downloads/manual/`` (``docs/data.md``).
 """
 
 from ran_jax import configs

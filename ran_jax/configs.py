@@ -4,10 +4,9 @@
 ConfigDict from it and ``ran_jax.training.config_check.validate`` checks a config against it
 before anything is written. Each file in ``experiments/`` states only what differs.
 
-Recipes follow the paper (``docs/faithfulness.md`` §7): Nesterov SGD, momentum 0.9, weight
-decay 1e-4, learning rate 0.1 divided by 10 at fixed iterations. CIFAR: batch 64, decay at
-64k and 96k, stop at 160k. ImageNet: decay at 200k, 400k and 500k, stop at 530k; the paper
-gives no batch size, we use 256 (about 106 epochs).
+The recipes: ``cifar`` and ``imagenet`` (the paper's; the defaults of ``KEYS`` are its CIFAR
+recipe), ``cifar_modern`` and ``fashion_mnist``. Each function's docstring names the page that
+describes its recipe.
 """
 
 from __future__ import annotations
@@ -154,7 +153,7 @@ KEYS: tuple[Key, ...] = (
     Key("base_batch_size", 64, int, "The batch size learning_rate is given for.", at_least=1),
     Key("momentum", 0.9, float, "Nesterov momentum.", at_least=0, below=1),
     Key("weight_decay", 1e-4, float, "Weight decay (added to the gradient).", at_least=0),
-    # The modern recipe (ran_jax/training/recipes.py, experiments/cifar10_att92_modern.py).
+    # Options of the modern recipe, off by default (docs/training.md, "Modern recipe options").
     Key(
         "lr_schedule",
         "piecewise",
@@ -234,7 +233,7 @@ def cifar(model: str, dataset: str = "cifar10") -> ml_collections.ConfigDict:
 
 
 def imagenet(model: str, image_size: int = 224) -> ml_collections.ConfigDict:
-    """The paper's ImageNet recipe for ``model``, at batch 256 (``docs/faithfulness.md`` §7.2)."""
+    """The paper's ImageNet recipe for ``model`` (``docs/faithfulness.md`` §7.2)."""
     c = base()
     c.model, c.dataset, c.image_size = model, "imagenet2012", image_size
     c.batch_size = 256
@@ -250,18 +249,8 @@ def imagenet(model: str, image_size: int = 224) -> ml_collections.ConfigDict:
 
 
 def cifar_modern(model: str, dataset: str = "cifar10") -> ml_collections.ConfigDict:
-    """The modern CIFAR recipe of the best public ports (``ran_jax/training/recipes.py``).
-
-    The Gluon port of PistonY (github.com/PistonY/ResidualAttentionNetwork, README) reached
-    97.14% (Attention-92) and 97.57% (Attention-452) on CIFAR-10 with: batch 256, Nesterov
-    SGD, linear warmup then cosine decay, mixup (alpha 1, off for the last epochs), no weight
-    decay on BatchNorm and biases, the learning rate scaled with the batch, and cutout, for
-    which we use random erasing. Its networks are the larger PyTorch-port designs (12 M and
-    41.6 M parameters); ours are the paper-sized ones (``docs/faithfulness.md`` §5), so its
-    figures are targets, not reproductions. Epochs, learning rate and erasing probability are
-    our choices: 200 epochs of 195 steps, 5 of warmup, the last 10 without mixup, lr 0.1 per
-    64 examples (0.4 at 256), erasing with p = 0.5.
-    """
+    """The modern CIFAR recipe for ``model``: where it comes from, what it reached and which
+    settings are ours are in ``docs/training.md``, "The modern CIFAR recipe"."""
     steps_per_epoch = 50_000 // 256
     c = cifar(model, dataset)
     c.batch_size = 256
@@ -279,11 +268,9 @@ def cifar_modern(model: str, dataset: str = "cifar10") -> ml_collections.ConfigD
 
 
 def fashion_mnist(model: str, epochs: int) -> ml_collections.ConfigDict:
-    """The Fashion-MNIST recipe of ``experiments/fashion_mnist_*.py`` (``docs/fashion_mnist.md``)
-    for ``model``, ``epochs`` of 60,000 images: batch 128, Nesterov SGD at lr 0.1 (scaled with
-    the batch) with linear warmup then cosine decay to zero, weight decay 5e-4 on convolution
-    and dense kernels, label smoothing 0.1; CIFAR's pad-and-crop with flips. Each experiment
-    sets its warmup and how often it evaluates."""
+    """The Fashion-MNIST recipe of ``experiments/fashion_mnist_*.py`` for ``model`` and
+    ``epochs`` of 60,000 images (described in ``docs/fashion_mnist.md``, "The recipes"). Each
+    experiment sets its warmup and how often it evaluates."""
     steps_per_epoch = 60_000 // 128
     c = cifar(model, "fashion_mnist")
     c.batch_size = 128

@@ -4,12 +4,14 @@ Layers, lowest first: base (``configs``, ``checks``), ``models/``, ``data/``, ``
 ``training/``, then the commands at the package root. A module imports only its own layer
 or lower ones, imports form no cycle, no library module imports a command, TensorFlow is
 imported only in ``data/`` (through ``data/tf_runtime.py``) and by ``export``, matplotlib only
-where pictures are drawn. The last test runs the core with TensorFlow unimportable.
+where pictures are drawn. The layer table of docs/architecture.md names each module in its
+layer. The last test runs the core with TensorFlow unimportable.
 """
 
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +85,41 @@ def test_every_module_sits_in_a_known_layer():
     assert {"ran_jax.main", "ran_jax.export", "ran_jax.benchmark"} <= {
         m for m in MODULES if _layer(m) == "commands"
     }
+
+
+def _documented_modules() -> dict[str, set[str]]:
+    """The ``name.py`` entries of each layer's row in docs/architecture.md's layer table."""
+    layers_by_number = {number: layer for layer, number in LAYERS.items()}
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    table = text.split("\n## What each layer holds\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in table.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 2 or not cells[0][:1].isdigit():
+            continue  # the header, its rule, the text after the table
+        layer = layers_by_number[int(cells[0].split()[0])]
+        assert layer not in rows, f"docs/architecture.md: two rows for the layer {layer}"
+        rows[layer] = set(re.findall(r"`(\w+)\.py`", cells[1]))
+    return rows
+
+
+def test_the_layer_table_of_the_docs_names_each_module_in_its_layer():
+    """docs/architecture.md, "What each layer holds", lists every module (``__init__.py`` files
+    aside) in the row of the layer this file puts it in, and no module that is not there."""
+    documented = _documented_modules()
+    assert sorted(documented) == sorted(LAYERS), "docs/architecture.md: one table row per layer"
+    problems = []
+    for layer, names in sorted(documented.items()):
+        on_disk = {
+            MODULES[m].stem
+            for m in MODULES
+            if _layer(m) == layer and MODULES[m].name != "__init__.py"
+        }
+        if missing := sorted(on_disk - names):
+            problems.append(f"{layer}: missing from the table: {missing}")
+        if extra := sorted(names - on_disk):
+            problems.append(f"{layer}: in the table but not in the layer: {extra}")
+    assert problems == [], "docs/architecture.md, What each layer holds: " + "; ".join(problems)
 
 
 def test_no_import_cycle():

@@ -37,8 +37,8 @@ def caffe_max_pool(x: jnp.ndarray, window: int = 3, stride: int = 2) -> jnp.ndar
     -inf gives the same result. ``pooled_size(7) == 3`` where floor mode with pad 1 gives 4.
     Computed separably, as the maximum of 3 strided column slices and then of 3 row slices:
     the gradient is then elementwise selects (ties share it equally) rather than
-    ``reduce_window``'s select-and-scatter, and forward plus backward run 2.8-4.2x faster
-    on XLA:CPU (``benchmarks/layer_microbench.py``).
+    ``reduce_window``'s select-and-scatter, which XLA:CPU runs more slowly (figures:
+    ``docs/performance.md``, "What changed in the step").
     """
     n, height, width, c = x.shape
     out_h, out_w = pooled_size(height, window, stride), pooled_size(width, window, stride)
@@ -108,10 +108,10 @@ class PointwiseConv(nn.Module):
     """A bias-free 1x1 convolution computed as one matrix product over all pixels.
 
     Same parameter (``kernel`` [1, 1, in, out]) and result as ``nn.Conv`` with a 1x1 kernel
-    and 'SAME' padding; a stride keeps every ``strides``-th pixel. XLA:CPU runs the forward
-    and backward pass of this product 2.5-3.2x faster than the equivalent convolution, whose
-    weight gradient it transposes the activations for (``benchmarks/layer_microbench.py``);
-    on GPU and TPU both are the same GEMM.
+    and 'SAME' padding; a stride keeps every ``strides``-th pixel. For a 1x1 convolution's
+    weight gradient XLA:CPU transposes the activations; the product needs no transpose and
+    runs faster (figures: ``docs/performance.md``, "What changed in the step"). On GPU and
+    TPU both are the same GEMM.
     """
 
     features: int
@@ -145,9 +145,10 @@ def conv3x3_shifted_wgrad(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
     """3x3, stride 1, pad 1 NHWC convolution whose weight gradient is 9 matrix products.
 
     Forward and input gradient are XLA's. The weight gradient of tap (i, j) is
-    ``x_shifted(i, j)^T @ dy`` over all pixels: on XLA:CPU this runs 1.3-2.1x faster than
-    the convolution XLA derives for it at 28x28 and larger feature maps, and no faster below
-    (``benchmarks/layer_microbench.py``). Same result up to float rounding.
+    ``x_shifted(i, j)^T @ dy`` over all pixels. On XLA:CPU this is faster than the
+    convolution XLA derives for it on large feature maps, hence ``SHIFTED_WGRAD_MIN_PIXELS``
+    (figures: ``docs/performance.md``, "What changed in the step"). Same result up to float
+    rounding.
     """
     return _conv3x3(x, kernel)
 

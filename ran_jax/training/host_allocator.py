@@ -1,11 +1,10 @@
 """Lets XLA:CPU reuse its per-step buffers instead of page-faulting them in every step.
 
-XLA:CPU allocates each execution's temporary buffer (2.0 GiB for ``cifar_attention92`` at
-batch 64) with ``malloc`` and frees it at the end of the step. glibc serves a block that
-large with a fresh ``mmap`` and returns it with ``munmap``, so every step touches 2 GiB of
-new pages: about 540,000 minor page faults and 1.4 s of kernel time per step on the 2-core
-CPU machine of docs/performance.md. Eager PyTorch does not pay this: its tensors are small
-enough for glibc to recycle.
+XLA:CPU allocates each execution's temporaries as one large block with ``malloc`` and frees
+it at the end of the step. glibc serves a block that large with a fresh ``mmap`` and returns
+it with ``munmap``, so every step page-faults the whole block in again, in kernel time
+(figures: docs/performance.md, "What changed in the step", host memory). Eager PyTorch does
+not pay this: its tensors are small enough for glibc to recycle.
 
 ``keep_freed_memory`` fixes it in two settings, made before JAX creates its CPU client:
 

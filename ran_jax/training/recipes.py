@@ -1,14 +1,11 @@
 """Options of the modern CIFAR recipe, each off by default so the paper's configs are unchanged.
 
-The best public CIFAR-10 results for this network did not use the paper's recipe but linear
-warmup and cosine decay, mixup (switched off for the last epochs), random erasing, no weight
-decay on BatchNorm and biases and a learning rate scaled with the batch (the Gluon port of
-PistonY, 97.1% for its Attention-92; ``experiments/cifar10_att92_modern.py``). This module
-holds what the train step does for them on the device: mixup and CutMix of a device's batch
-with soft targets (Zhang et al. 2018; Yun et al. 2019), label smoothing (Szegedy et al.
-2016), the weight-decay mask and an exponential moving average (EMA) of the weights.
-Random erasing (Zhong et al. 2020) is per example, in ``data/preprocess.py``; gradient
-accumulation is in ``steps.train_step``.
+The options and the recipe that turns them on are described in ``docs/training.md``, "Modern
+recipe options". This module holds what the train step does for them on the device: mixup
+and CutMix of a device's batch with soft targets (Zhang et al. 2018; Yun et al. 2019), label
+smoothing (Szegedy et al. 2016), the weight-decay mask and an exponential moving average
+(EMA) of the weights. Random erasing (Zhong et al. 2020) is per example, in
+``data/preprocess.py``; gradient accumulation is in ``steps.train_step``.
 """
 
 from __future__ import annotations
