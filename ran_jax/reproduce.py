@@ -2,6 +2,7 @@ r"""The paper's ablation studies at a scale one CPU can afford (paper section 4.
 
     python -m ran_jax.reproduce --study=arl_vs_nal --seeds=2 --workdir=DIR
     python -m ran_jax.reproduce --study=mask_type --seeds=2 --workdir=DIR --max_runs=3
+    python -m ran_jax.reproduce --study=arl_vs_nal --dataset=fashion_mnist --workdir=DIR
 
 The studies, their runs and their tables are described in ``training/studies.py`` and
 ``docs/reproduction.md``.
@@ -13,7 +14,7 @@ from absl import app, flags
 
 from ran_jax import cli
 from ran_jax.data import input_pipeline
-from ran_jax.training.studies import STUDIES, cell_text, run_study
+from ran_jax.training.studies import SETTINGS, STUDIES, cell_text, run_study
 
 
 def _show(r: dict) -> None:
@@ -28,7 +29,20 @@ def _define_flags() -> None:
     flags.DEFINE_string("workdir", None, "Directory of the study's runs.", required=True)
     flags.DEFINE_integer("seeds", 2, "Seeds per cell.")
     flags.DEFINE_integer("max_runs", None, "Train at most this many runs now (default: all).")
-    flags.DEFINE_string("data_dir", None, "tfds data_dir for cluttered digits.")
+    flags.DEFINE_enum(
+        "dataset",
+        "cluttered_digits",
+        sorted(SETTINGS),
+        "Where the studies run: cluttered digits with the quick-start network, or "
+        "Fashion-MNIST with the paper's CIFAR networks.",
+    )
+    flags.DEFINE_float(
+        "width",
+        None,
+        "Fashion-MNIST: the networks' bottleneck widths as a fraction of the paper's "
+        f"(default {SETTINGS['fashion_mnist'].width:g}).",
+    )
+    flags.DEFINE_string("data_dir", None, "tfds data_dir of the data set.")
     flags.DEFINE_bool("smoke", False, "3-step runs of a tiny network: checks the machinery.")
     cli.define_json()
 
@@ -38,7 +52,15 @@ def main(argv: list[str]) -> None:
     cli.report(
         argv,
         lambda: run_study(
-            f.study, f.workdir, input_pipeline.DataSet, f.seeds, f.max_runs, f.smoke, f.data_dir
+            f.study,
+            f.workdir,
+            input_pipeline.DataSet,
+            f.seeds,
+            f.max_runs,
+            f.smoke,
+            f.data_dir,
+            f.dataset,
+            f.width,
         ),
         _show,
         progress=True,

@@ -6,11 +6,11 @@ by the most active channel (the one with the largest mean over the image), and u
 bilinearly to the input size.
 
 Localisation score (a check of the paper's claim that masks pick out the object): for an
-image with a known object box, the mean of the upsampled channel-mean mask inside the box
-divided by its mean outside. 1 means no preference; above 1, the mask is higher on the
-object. Per stage it is the mean over the stage's modules. Channel-attention masks
-(L2-normalised, in [-1, 1]) make the ratio hard to read; it is meant for the mixed and
-spatial activations, whose masks are positive.
+image with a known object region (its box, or the pixels of an object on a plain background),
+the mean of the upsampled channel-mean mask inside the region divided by its mean outside.
+1 means no preference; above 1, the mask is higher on the object. Per stage it is the mean
+over the stage's modules. Channel-attention masks (L2-normalised, in [-1, 1]) make the ratio
+hard to read; it is meant for the mixed and spatial activations, whose masks are positive.
 """
 
 from __future__ import annotations
@@ -56,13 +56,20 @@ def stage_of(name: str) -> str:
     return name.split("/")[0]
 
 
-def localisation(found: dict[str, jax.Array], boxes: jax.Array, height: int, width: int) -> dict:
-    """{stage: [B] ratio of mean mask inside ``boxes`` (top, left, bottom, right) to outside}."""
+def box_region(boxes: jax.Array, height: int, width: int) -> jax.Array:
+    """[B, height, width] bool: the pixels inside ``boxes`` (top, left, bottom, right)."""
     rows = jnp.arange(height)[None, :, None]
     cols = jnp.arange(width)[None, None, :]
     top, left, bottom, right = (boxes[:, i, None, None] for i in range(4))
-    inside = ((rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)).astype(jnp.float32)
+    return (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
+
+
+def localisation(found: dict[str, jax.Array], region: jax.Array) -> dict:
+    """{stage: [B] ratio of the mean mask inside ``region`` ([B, H, W] bool, at the input's
+    size) to its mean outside}."""
+    inside = region.astype(jnp.float32)
     outside = 1.0 - inside
+    height, width = region.shape[1:]
     per_stage: dict[str, list[jax.Array]] = {}
     for name, mask in found.items():
         m = upsample(channel_mean(mask), height, width)

@@ -157,9 +157,9 @@ class AttentionPictures:
         return {"attention": [render(fig) for fig in figures]}
 
 
-def study_plot(study: str, rows: list[dict], path: str) -> None:
-    """A bar chart of a study's test errors (mean and std over seeds) beside the paper's
-    figures, for the cells with finished runs (``training.studies``)."""
+def study_plot(study: str, rows: list[dict], path: str, data: str) -> None:
+    """A bar chart of a study's test errors on ``data`` (mean and std over seeds) beside the
+    paper's figures, for the cells with finished runs (``training.studies``)."""
     done = [r for r in rows if r["runs"]]
     fig = Figure(figsize=(max(4, 0.9 * len(rows)), 3.2), layout="constrained")
     axis = fig.subplots()
@@ -169,7 +169,7 @@ def study_plot(study: str, rows: list[dict], path: str) -> None:
         [r["mean"] for r in done],
         yerr=[r["std"] or 0 for r in done],
         capsize=3,
-        label="ran_jax, cluttered digits",
+        label=f"ran_jax, {data}",
     )
     axis.plot(positions, [r["paper"] for r in done], "k_", markersize=14, label="paper, CIFAR-10")
     axis.set_xticks(positions, [r["cell"] for r in done], rotation=30, ha="right", fontsize=8)

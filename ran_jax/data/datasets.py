@@ -49,6 +49,9 @@ class Source:
     normalisation: Normalisation  # per-channel (mean, std) of pixels scaled to [0, 1]
     augmentation: str  # of ``configs.AUGMENTATIONS``; config.augmentation overrides it
     image_size: int | None = None  # side of every image where the builder's features lack it
+    # Pixel value (0-255) above which a pixel is the object's, for sets of objects on a plain
+    # background without boxes: their attention localisation region (``eval_batches``).
+    foreground: int | None = None
 
 
 Builder = Callable[[str, ml_collections.ConfigDict], Source]
@@ -214,6 +217,7 @@ def _fashion_mnist(_: str, config: ml_collections.ConfigDict) -> Source:
         ("train", "test"),
         fashion_mnist.NORMALISATION,
         "pad_crop_flip",
+        foreground=fashion_mnist.FOREGROUND,
     )
 
 

@@ -48,6 +48,10 @@ _CHUNK = 1 << 20
 # Mean and std of the 60,000 x 784 training pixels scaled to [0, 1], measured with numpy from
 # the files of Debian's dataset-fashion-mnist on 2026-12-06 (0.28604060, 0.35302424).
 NORMALISATION = ((0.2860,), (0.3530,))
+# The garment is every pixel above this value: the background is 0 (half of all test pixels)
+# with faint values near the garment's edge; above 10 lie 46.9% of the test pixels, above 0
+# 50.0% (numpy, the test file, 2026-12-06).
+FOREGROUND = 10
 
 
 class FilesError(ValueError):

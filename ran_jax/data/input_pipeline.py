@@ -166,6 +166,7 @@ class DataSet:
         self.config = config
         source = build(argument, config)
         self._builder = source.builder
+        self._foreground = source.foreground
         self.info: DatasetInfo = datasets.describe(config, source)
 
     def train_batches(self, start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
@@ -230,11 +231,12 @@ class DataSet:
         ``num_examples``), unaugmented, in padded batches of ``batch_size`` (global; default
         ``config.batch_size``).
 
-        Yields {'image', 'label', 'mask'}, plus 'box' (int32 [B, 4]: top, left, bottom, right
-        of the object, for the attention localisation score) where the dataset records one;
-        mask (bool [B]) is False for the zero padding that fills the last batches. Every process
-        yields the same number of batches, so collectives over them cannot hang, and no example
-        is dropped.
+        Yields {'image', 'label', 'mask'}, plus, for the attention localisation score, 'box'
+        (int32 [B, 4]: top, left, bottom, right of the object) where the dataset records one,
+        or else 'region' (bool [B, H, W]: the object's pixels) where its objects lie on a
+        plain background (``Source.foreground``); mask (bool [B]) is False for the zero
+        padding that fills the last batches. Every process yields the same number of batches,
+        so collectives over them cannot hang, and no example is dropped.
         """
         config, builder, info = self.config, self._builder, self.info
         num_eval = min(info.num_eval, num_examples or info.num_eval)
@@ -245,6 +247,7 @@ class DataSet:
         num_batches = -(-largest_part // batch_size)
 
         with_box = "box" in builder.info.features
+        threshold = None if with_box else self._foreground
 
         def prepare(index: tf.Tensor, image: tf.Tensor, label: tf.Tensor, *box: tf.Tensor) -> dict:
             del index
@@ -254,6 +257,8 @@ class DataSet:
             }
             if box:
                 example["box"] = tf.cast(box[0], tf.int32)
+            if threshold is not None:
+                example["region"] = preprocess.foreground(example["image"], info, threshold)
             return {**example, "mask": True}
 
         ds = _read(builder, info.eval_split, start, stop, config.cache, with_box)
@@ -262,6 +267,8 @@ class DataSet:
         pad = {"image": tf.zeros([size, size, info.num_channels]), "label": 0}
         if with_box:
             pad["box"] = tf.zeros([4], tf.int32)
+        if threshold is not None:
+            pad["region"] = tf.zeros([size, size], tf.bool)
         padding = tf.data.Dataset.from_tensors({**pad, "mask": False}).repeat(
             num_batches * batch_size - (stop - start)
         )

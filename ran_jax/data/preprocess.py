@@ -157,6 +157,14 @@ def eval_view(image: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
     return normalise(image, info)
 
 
+def foreground(image: tf.Tensor, info: DatasetInfo, threshold: int) -> tf.Tensor:
+    """bool [H, W]: the pixels of a normalised image whose value (0-255) in any channel is
+    above ``threshold``: the object of a plain-background image."""
+    mean, std = info.normalisation
+    pixels = (image * std + mean) * 255.0
+    return tf.reduce_max(pixels, axis=-1) > threshold + 0.5  # above the integer threshold
+
+
 def eval_image(image_bytes: tf.Tensor, info: DatasetInfo) -> tf.Tensor:
     """An encoded evaluation example as the network sees it."""
     if any_size(info.augmentation):

@@ -41,6 +41,10 @@ def _imagenet(modules: tuple[int, int, int], unit: str = "preact") -> dict[str, 
     )
 
 
+# Bottleneck widths of the CIFAR networks' three stages (pre-activation ResNet-164's).
+CIFAR_WIDTHS = (16, 32, 64)
+
+
 def _cifar(m: int, p: int = 1, t: int = 2, r: int = 1) -> dict[str, Any]:
     return dict(
         stem="cifar",
@@ -50,7 +54,7 @@ def _cifar(m: int, p: int = 1, t: int = 2, r: int = 1) -> dict[str, Any]:
         r=r,
         stages=tuple(
             Stage(w, 4 * w, m, pool_levels=levels, stride=stride, units_after=1)
-            for w, levels, stride in ((16, 3, 1), (32, 2, 2), (64, 1, 2))
+            for w, levels, stride in zip(CIFAR_WIDTHS, (3, 2, 1), (1, 2, 2))
         ),
     )
 
@@ -62,7 +66,7 @@ def _preact_resnet164() -> dict[str, Any]:
         stem_width=16,
         stages=tuple(
             Stage(w, 4 * w, stride=stride, units_before=18)
-            for w, stride in ((16, 1), (32, 2), (64, 2))
+            for w, stride in zip(CIFAR_WIDTHS, (1, 2, 2))
         ),
     )
 

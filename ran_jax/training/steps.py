@@ -120,11 +120,16 @@ def train_step(
 
 def _eval_sums(state: TrainState, variables: Any, batch: dict[str, jax.Array]) -> dict:
     """Sums over the real examples of loss, top-1 and top-5 hits and, where the batch has
-    object boxes, of each stage's attention localisation score (``attention_maps``)."""
+    object boxes or regions, of each stage's attention localisation score
+    (``attention_maps``)."""
     images = batch["image"]
-    if "box" in batch:
+    if "box" in batch or "region" in batch:
         logits, found = attention_maps.masks(state.apply_fn, variables, images)
-        scores = attention_maps.localisation(found, batch["box"], *images.shape[1:3])
+        if "region" in batch:
+            region = batch["region"]
+        else:
+            region = attention_maps.box_region(batch["box"], *images.shape[1:3])
+        scores = attention_maps.localisation(found, region)
     else:
         logits, scores = state.apply_fn(variables, images, train=False), {}
     mask = batch["mask"].astype(jnp.float32)
@@ -146,7 +151,8 @@ def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.A
     sums = _eval_sums(state, {"params": state.params, "batch_stats": state.batch_stats}, batch)
     sums["count"] = jnp.sum(batch["mask"].astype(jnp.float32))
     if state.ema is not None:
-        ema = _eval_sums(state, state.ema, {k: v for k, v in batch.items() if k != "box"})
+        plain = {k: v for k, v in batch.items() if k not in ("box", "region")}
+        ema = _eval_sums(state, state.ema, plain)
         sums.update({f"ema_{k}": v for k, v in ema.items()})
     return jax.lax.psum(sums, AXIS)
 

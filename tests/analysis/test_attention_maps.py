@@ -41,10 +41,18 @@ def test_channel_summaries_and_upsampling():
 def test_localisation_is_the_inside_to_outside_ratio_of_the_mean_mask():
     mask = jnp.full((2, 8, 8, 2), 0.25).at[:, 2:6, 2:6, :].set(1.0)
     boxes = jnp.array([[2, 2, 6, 6], [0, 0, 8, 4]])  # on the bright square; half the image
-    scores = attention_maps.localisation({"stage1/attention1": mask}, boxes, 8, 8)
+    region = attention_maps.box_region(boxes, 8, 8)
+    assert region.shape == (2, 8, 8) and int(region[0].sum()) == 16 and int(region[1].sum()) == 32
+    assert bool(region[1, :, :4].all()) and not bool(region[1, :, 4:].any())
+    scores = attention_maps.localisation({"stage1/attention1": mask}, region)
     inside_second = (16 * 0.25 + 8 * 1.0) / 32  # left half: 8 bright pixels of 32
     outside_second = (16 * 0.25 + 8 * 1.0) / 32
     np.testing.assert_allclose(scores["stage1"], [4.0, inside_second / outside_second], rtol=1e-3)
+    # any region, not only boxes: the bright square's ring of 12 pixels; outside it lie the
+    # square's 4 bright centre pixels and 48 at 0.25
+    ring = jnp.zeros((1, 8, 8), bool).at[0, 2:6, 2:6].set(True).at[0, 3:5, 3:5].set(False)
+    ring_score = attention_maps.localisation({"stage1/attention1": mask[:1]}, ring)["stage1"]
+    np.testing.assert_allclose(ring_score, [1.0 / ((4 * 1.0 + 48 * 0.25) / 52)], rtol=1e-3)
 
 
 def test_pictures_draw_upsampled_masks_in_the_mask_range(tiny, tmp_path):

@@ -51,6 +51,8 @@ def test_a_small_attention_network_learns_the_real_images(tmp_path):
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         (final,) = [m for m in map(json.loads, f) if "eval_top1" in m]
     assert final["step"] == STEPS and final["eval_top1"] >= THRESHOLD, final
+    # the garment's pixels give the attention localisation score (docs/data.md)
+    assert {f"eval_localisation_stage{i}" for i in (1, 2, 3)} <= final.keys()
 
 
 @pytest.mark.parametrize(

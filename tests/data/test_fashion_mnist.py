@@ -260,3 +260,25 @@ def test_full_size_files_pass_with_the_official_counts(tmp_path):
 )
 def test_the_files_of_debians_package_pass():
     fashion_mnist.check("/usr/share/datasets/fashion-mnist")
+
+
+def test_evaluation_batches_carry_the_garments_pixels_for_the_localisation_score(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(fashion_mnist, "COUNTS", SMALL)
+    _write(tmp_path / "downloads" / "manual")
+    config = configs.base()
+    config.dataset, config.data_dir, config.download = "fashion_mnist", str(tmp_path), False
+    config.batch_size = 4
+    batches = list(input_pipeline.DataSet(config).eval_batches())
+    real = np.concatenate([b["mask"] for b in batches])
+    regions = np.concatenate([b["region"] for b in batches])
+    images = np.concatenate([b["image"][..., 0] for b in batches])
+    assert real.sum() == SMALL["test"] and regions.shape == (12, 28, 28)
+    (mean,), (std,) = fashion_mnist.NORMALISATION
+    pixels = np.rint((images * std + mean) * 255)[real]
+    # The random images hold values on both sides of the threshold: the region is exactly
+    # the pixels above it, and the padding has none.
+    assert {fashion_mnist.FOREGROUND, fashion_mnist.FOREGROUND + 1} <= set(pixels.ravel())
+    np.testing.assert_array_equal(regions[real], pixels > fashion_mnist.FOREGROUND)
+    assert not regions[~real].any()

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from ran_jax.data import input_pipeline
+from ran_jax.models import get_model
 from ran_jax.training import loop, studies
 
 
@@ -55,8 +56,9 @@ def test_reproduce_runs_a_study_once_then_skips_finished_runs(tmp_path, cluttere
     link = os.path.join(workdir, "arl_vs_nal", "ARL_m1", "seed0")
     assert os.readlink(link) == os.path.join("..", "..", "mask_type", "soft", "seed0")
     # local masks have no pooling: the run really trained the ablation
+    setting = studies.SETTINGS["cluttered_digits"]
     config = studies.run_config(
-        studies.study_config(True), studies.STUDIES["mask_type"][1], 0, None
+        setting, setting.config(None, smoke=True), studies.STUDIES["mask_type"][1], 0, None
     )
     assert config.model_overrides.mask_type == "local" and config.seed == 0
 
@@ -93,3 +95,52 @@ def test_study_tables_leave_out_the_localisation_of_signed_channel_masks(tmp_pat
     rows = {r["cell"]: r for r in studies.collect("mask_activation", str(tmp_path), 1, 10)}
     assert rows["mixed"]["localisation"] == 5.6 and rows["channel"]["localisation"] is None
     assert rows["channel"]["errors"] == pytest.approx([10.0])
+
+
+def test_fashion_mnist_studies_train_the_papers_cifar_networks_at_a_width_fraction(tmp_path):
+    setting, width = studies.setting_of("fashion_mnist", None)
+    assert width == setting.width == 0.25
+    base = setting.config(width)
+    assert base.dataset == "fashion_mnist" and base.model_overrides.widths == (4, 8, 16)
+    assert base.eval_every_steps == base.num_train_steps  # one evaluation, at the end
+    for cell in studies.STUDIES["arl_vs_nal"]:
+        config = studies.run_config(setting, base, cell, 1, None)
+        model = get_model(config.model, 10, **config.model_overrides)
+        # Attention-56/92/128/164 are m = 1-4 modules per stage, stages at 28, 14, 7 pixels
+        assert model.stem == "cifar" and [s.num_modules for s in model.stages] == [cell.modules] * 3
+        assert [s.stride for s in model.stages] == [1, 2, 2] and config.seed == 1
+        assert [s.width for s in model.stages] == [4, 8, 16]
+    resnet = next(c for c in studies.STUDIES["noisy_labels"] if c.name == "resnet_noise30")
+    config = studies.run_config(setting, base, resnet, 0, None)
+    model = get_model(config.model, 10, **config.model_overrides)
+    # the paper's baseline: pre-activation ResNet-164 (18 units per stage) at the same width
+    assert config.model == "preact_resnet164" and config.label_noise == 0.3
+    assert [(s.num_modules, s.units_before, s.width) for s in model.stages] == [
+        (0, 18, 4),
+        (0, 18, 8),
+        (0, 18, 16),
+    ]
+    # the cluttered-digits studies stay where they were; other settings get a folder
+    assert setting.directory(str(tmp_path), 0.5) == str(tmp_path / "fashion_mnist_width0.5")
+    clutter = studies.SETTINGS["cluttered_digits"]
+    assert clutter.directory(str(tmp_path), None) == str(tmp_path)
+    assert studies.run_config(clutter, clutter.config(None), resnet, 0, None).model_overrides[
+        "modules"
+    ] == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "dataset, width, message",
+    [
+        ("cluttered_digits", 0.5, "--width applies to the CIFAR networks of --dataset=fashion"),
+        ("fashion_mnist", 0.0, "--width must be in (0, 4]"),
+        ("fashion_mnist", 5.0, "--width must be in (0, 4]"),
+        ("mnist", None, "Unknown --dataset 'mnist'"),
+    ],
+)
+def test_a_bad_setting_is_refused_before_anything_is_written(tmp_path, dataset, width, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        studies.run_study(
+            "mask_type", str(tmp_path), input_pipeline.DataSet, dataset=dataset, width=width
+        )
+    assert list(tmp_path.iterdir()) == []
