@@ -28,6 +28,7 @@ def _free_port() -> int:
 
 
 def _start(devices, *args):
+    distributed = len(args) > 4
     env = dict(
         os.environ,
         PYTHONPATH=ROOT,
@@ -36,6 +37,8 @@ def _start(devices, *args):
         JAX_DISABLE_MOST_OPTIMIZATIONS="1",
     )
     env.pop("XLA_FLAGS", None)
+    if distributed:  # a collective loaded from the persistent cache hangs (docs/training.md)
+        env.pop("JAX_COMPILATION_CACHE_DIR", None)
     return subprocess.Popen(
         [sys.executable, WORKER, *map(str, args)],
         stdout=subprocess.PIPE,
