@@ -9,6 +9,7 @@ layer. The last test runs the core with TensorFlow unimportable.
 """
 
 import ast
+import importlib
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from absl import flags
 
 from helpers import ROOT
 
@@ -160,6 +162,7 @@ def test_matplotlib_only_where_pictures_are_drawn():
     ]
 
 
+@pytest.mark.slow
 def test_the_core_trains_and_benchmarks_with_tensorflow_unimportable(tmp_path):
     """Models, analysis and training import, the training loop trains 2 steps on synthetic
     data, and ``python -m ran_jax.benchmark`` runs, on a machine without TensorFlow."""
@@ -188,7 +191,8 @@ def test_the_core_trains_and_benchmarks_with_tensorflow_unimportable(tmp_path):
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if _layer(m) == "commands"))
 def test_importing_a_command_defines_no_flag(module):
-    """Flags are defined once, by the command that runs (``cli`` holds the shared ones)."""
+    """Flags are defined once, by the command that runs (``cli`` holds the shared ones): no
+    top-level statement defines one, and running the module's top level defines none."""
     tree = ast.parse(MODULES[module].read_text())
     top_level_calls = [
         node
@@ -196,3 +200,9 @@ def test_importing_a_command_defines_no_flag(module):
         if isinstance(node, (ast.Expr, ast.Assign)) and "DEFINE" in ast.unparse(node)
     ]
     assert top_level_calls == []
+    if module in sys.modules:  # imported by an earlier test: run its top level again
+        importlib.reload(sys.modules[module])
+    else:
+        importlib.import_module(module)
+    owners = flags.FLAGS.flags_by_module_dict()
+    assert [name for name in owners if name.startswith("ran_jax")] == []

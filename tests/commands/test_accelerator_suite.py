@@ -189,6 +189,7 @@ def test_pipeline_case_measures_this_host_where_tensorflow_is_there():
     assert r["cores_needed"] == -(-1e6 // r["per_core_images_per_second"])
 
 
+@pytest.mark.slow
 @needs_torch
 def test_tiny_run_records_every_case_with_its_figures(tiny_run):
     out, stdout, by_case = tiny_run

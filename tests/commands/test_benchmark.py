@@ -8,7 +8,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ROOT
+
+pytestmark = pytest.mark.slow  # the command in a subprocess
 
 
 def test_cli_gives_a_one_line_error_for_a_bad_flag():

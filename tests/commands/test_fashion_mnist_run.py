@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 
+import jax
 import pytest
 
 from helpers import commands
@@ -22,11 +23,21 @@ pytestmark = [
         f"apt-get install {fashion_mnist.PACKAGE}",
     ),
 ]
-STEPS = 300
-# Test top-1 after STEPS steps of the network below: 74.37% measured 2026-12-06 on 2 CPU
-# cores (jax 0.10.2, the tests' XLA settings), against 10% for chance. The test asks for
-# 65%, which leaves room for another XLA's rounding.
-THRESHOLD = 0.65
+STEPS = 200
+# Test top-1 after STEPS steps of the network below, with XLA's optimisations: 67.53% with
+# jax 0.10.2 and 71.53% with jax 0.12.1, measured 2026-12-06 on 2 CPU cores, against 10% for
+# chance. The test asks for 55%, which leaves room for another XLA's rounding.
+THRESHOLD = 0.55
+
+
+@pytest.fixture
+def optimised():
+    """XLA's optimisations, which conftest.py turns off for the suite's tiny networks: here
+    they make the STEPS steps 30% faster for the price of one slower compile."""
+    before = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", False)
+    yield
+    jax.config.update("jax_disable_most_optimizations", before)
 
 
 def _config(data_dir: str):
@@ -41,7 +52,7 @@ def _config(data_dir: str):
     return c
 
 
-def test_a_small_attention_network_learns_the_real_images(tmp_path):
+def test_a_small_attention_network_learns_the_real_images(tmp_path, optimised):
     config = _config(str(tmp_path / "tfds"))
     workdir = str(tmp_path / "run")
     data = loop.open_data(config, workdir, input_pipeline.DataSet)

@@ -12,6 +12,8 @@ from ran_jax.analysis.pictures import AttentionPictures
 from ran_jax.data import input_pipeline
 from ran_jax.training import loop
 
+pytestmark = pytest.mark.slow  # end to end: training runs and the command in subprocesses
+
 
 @pytest.fixture(scope="module")
 def digits_dir(cluttered_digits_dir):
@@ -95,7 +97,6 @@ def test_missing_dataset_fails_at_start_and_writes_nothing(tmp_path):
     assert not workdir.exists() and list(data_dir.iterdir()) == []
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "args,devices,message",
     [
@@ -129,7 +130,6 @@ def test_bad_settings_fail_with_one_line_and_write_nothing(tmp_path, args, devic
     assert not workdir.exists()
 
 
-@pytest.mark.slow
 def test_a_config_file_with_a_syntax_error_fails_with_one_line(tmp_path):
     config = tmp_path / "broken.py"
     config.write_text("def get_config(:\n    pass\n")
@@ -139,7 +139,6 @@ def test_a_config_file_with_a_syntax_error_fails_with_one_line(tmp_path):
     assert not (tmp_path / "work").exists()
 
 
-@pytest.mark.slow
 def test_a_config_file_that_raises_names_its_line_in_one_line(tmp_path):
     config = tmp_path / "typo.py"
     config.write_text(
@@ -155,7 +154,6 @@ def test_a_config_file_that_raises_names_its_line_in_one_line(tmp_path):
     assert not (tmp_path / "work").exists()
 
 
-@pytest.mark.slow
 def test_unknown_config_file_fails_with_one_line(tmp_path):
     proc = _run_main("--config=experiments/nope.py", f"--workdir={tmp_path / 'work'}")
     assert proc.returncode != 0

@@ -19,6 +19,8 @@ from ran_jax.data import input_pipeline, tiny_imagenet
 from ran_jax.training import loop, run_file
 from ran_jax.training.evaluation import evaluate_checkpoint
 
+pytestmark = pytest.mark.slow  # a training run and the commands on it
+
 
 def _experiment_config():
     path = os.path.join(ROOT, "experiments", "tiny_imagenet_att56.py")

@@ -17,6 +17,8 @@ from ran_jax.data.datasets import IMAGENET_NORMALISATION
 from ran_jax.training import loop, run_file, trained
 from ran_jax.training.evaluation import evaluate_checkpoint
 
+pytestmark = pytest.mark.slow  # a trained run, and the commands in subprocesses
+
 
 def _evaluate(workdir, *args, **kwargs):
     """``python -m ran_jax.evaluate``'s computation."""

@@ -375,6 +375,7 @@ def get_config():
 """
 
 
+@pytest.mark.slow
 def test_training_stops_at_a_truncated_jpeg_with_one_line_naming_it(tmp_path):
     """``python -m ran_jax.main``: one ``error:`` line, no traceback, checkpoints kept."""
     root = folder_images.make(tmp_path / "root", train_per_class=2, test_per_class=1)

@@ -44,6 +44,7 @@ def test_bad_settings_raise_clear_errors(args, message):
         pb.make_config(*args)
 
 
+@pytest.mark.slow
 def test_a_bad_flag_is_one_error_line():
     proc = subprocess.run(
         [

@@ -110,12 +110,14 @@ def test_gradients_reach_every_parameter(tiny):
     _assert_gradients_finite_and_nonzero(model, variables, x)
 
 
+@pytest.mark.slow  # gradients of a whole network: compiles for seconds
 def test_resnext_network_at_odd_size_has_gradients_for_every_parameter():
     model = get_model("attentionnext56", 10, **TINY_IMAGENET, cardinality=2)
     x = jax.random.normal(jax.random.key(3), (2, 35, 35, 3))
     _assert_gradients_finite_and_nonzero(model, jax.jit(model.init)(jax.random.key(0), x), x)
 
 
+@pytest.mark.slow  # gradients of a whole network: compiles for seconds
 def test_remat_keeps_parameters_loss_and_gradients():
     model = get_model("cifar_attention56", 10, widths=(2, 2, 2), modules=(1, 0, 0))
     remat = model.clone(remat=True)

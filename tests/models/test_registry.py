@@ -27,7 +27,13 @@ def test_every_paper_network_is_registered():
     assert sorted(EXPECTED) == list_models()
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+# The two deepest take seconds to trace: the full suite's, not the fast tier's.
+DEEPEST = ("cifar_attention236", "cifar_attention452")
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=[pytest.mark.slow] * (n in DEEPEST)) for n in sorted(EXPECTED)]
+)
 def test_exact_counts(name):
     imagenet = not name.startswith(("cifar", "preact"))
     c = complexity(get_model(name, 1000 if imagenet else 10), 224 if imagenet else 32)

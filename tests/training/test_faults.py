@@ -34,6 +34,7 @@ def _error_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("error:")]
 
 
+@pytest.mark.slow
 def test_a_second_run_is_refused_and_ctrl_c_saves_then_a_second_ctrl_c_stops_at_once(
     setup, tmp_path
 ):
@@ -89,6 +90,7 @@ def _loss_by_step(workdir) -> dict[int, float]:
         return {m["step"]: m["train_loss"] for m in map(json.loads, f) if "train_loss" in m}
 
 
+@pytest.mark.slow
 def test_a_run_resumes_on_other_device_counts_and_modes_with_the_same_losses(setup):
     """Started on 1 device (shard_map), resumed at step 2 on 2 devices under pmap: the same
     global batches, so the same losses as the uninterrupted run within the 1-vs-8-device

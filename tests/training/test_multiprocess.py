@@ -18,6 +18,8 @@ import pytest
 from helpers import ROOT
 from helpers.multiprocess_worker import STEPS
 
+pytestmark = pytest.mark.slow  # three training processes
+
 WORKER = os.path.join(ROOT, "tests", "helpers", "multiprocess_worker.py")
 
 

@@ -16,6 +16,8 @@ from ran_jax.data import input_pipeline
 from ran_jax.training import loop, trained
 from ran_jax.training.evaluation import evaluate_checkpoint
 
+pytestmark = pytest.mark.slow  # old runs restored, evaluated and resumed
+
 OLD_RUN = os.path.join(TESTDATA, "run_v0_1_0")
 REFERENCE_JAX = "0.10.2"  # the JAX that wrote it
 

@@ -29,6 +29,8 @@ from ran_jax import configs
 from ran_jax.data import input_pipeline
 from ran_jax.training import loop
 
+pytestmark = pytest.mark.slow  # runs of the command, killed and resumed
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, cluttered_digits_dir):

@@ -24,6 +24,7 @@ def test_study_grids_mirror_the_paper():
         studies.run_study("depth", "/tmp/unused", input_pipeline.DataSet)
 
 
+@pytest.mark.slow
 def test_reproduce_runs_a_study_once_then_skips_finished_runs(tmp_path, cluttered_digits_dir):
     data_dir = cluttered_digits_dir  # prepared once per test session (conftest.py)
     workdir = str(tmp_path / "studies")

@@ -10,6 +10,8 @@ import pytest
 
 from helpers import ROOT
 
+pytestmark = pytest.mark.slow  # a training process on 8 devices
+
 
 @pytest.fixture(scope="module")
 def parallel_runs():
