@@ -12,7 +12,9 @@ unix seconds; the driver follows the files every ``POLL_SECONDS`` to print progr
         --torch_python=/tmp/torchvenv/bin/python --workdir=/tmp/tta [--skip=torch_compile]
 
 Writes ``WORKDIR/time_to_accuracy.md`` (the table), ``WORKDIR/results.json`` and, for each
-run, ``WORKDIR/NAME/`` with its ``metrics.jsonl`` and ``output.log``.
+run, ``WORKDIR/NAME/`` with its ``metrics.jsonl``, ``output.log`` and, once it has ended,
+``result.json``. Run again with the same arguments, it keeps the ended runs and starts the
+unfinished one afresh, so the three hours need not be one sitting.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -91,7 +94,15 @@ def _when(line: dict[str, Any]) -> float:
 
 
 def run(name: str, command: list[str], rundir: Path) -> dict[str, Any]:
-    """Runs ``command`` to its end, following ``rundir/metrics.jsonl``; the evaluations found."""
+    """Runs ``command`` to its end, following ``rundir/metrics.jsonl``; the evaluations found.
+
+    A run that ended before (its ``result.json`` exists) is read, not run again; one that was
+    cut off is removed and started afresh, since its times would not be from one process.
+    """
+    if (rundir / "result.json").exists():
+        print(f"[{name}] ended before; reading {rundir / 'result.json'}", flush=True)
+        return json.loads((rundir / "result.json").read_text())
+    shutil.rmtree(rundir, ignore_errors=True)
     rundir.mkdir(parents=True)
     print(f"[{name}] {' '.join(command)}", flush=True)
     lines: list[dict[str, Any]] = []
@@ -119,7 +130,9 @@ def run(name: str, command: list[str], rundir: Path) -> dict[str, Any]:
     ]
     if process.returncode:
         print(f"[{name}] exit status {process.returncode}; see {rundir / 'output.log'}")
-    return {"returncode": process.returncode, "wall_seconds": end - start, "evals": evals}
+    result = {"returncode": process.returncode, "wall_seconds": end - start, "evals": evals}
+    (rundir / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
 
 
 def time_to(evals: list[dict[str, Any]], target: float) -> float | None:
@@ -177,13 +190,19 @@ def main() -> None:
     args = parse_args()
     targets = [float(t) for t in args.targets.split(",")]
     workdir = Path(args.workdir).resolve()
-    if workdir.exists() and any(workdir.iterdir()):
-        sys.exit(f"error: --workdir={workdir} is not empty; runs need a fresh directory.")
     params = ran_jax_params(args.jax_python, args.config)
     print(f"ran_jax's network: {params:,} parameters", flush=True)
+    runs = commands(args, workdir, params)
+    stamp = workdir / "commands.json"
+    if stamp.exists() and json.loads(stamp.read_text()) != runs:
+        sys.exit(f"error: --workdir={workdir} holds runs of other arguments; use a new one.")
+    if not stamp.exists() and workdir.exists() and any(workdir.iterdir()):
+        sys.exit(f"error: --workdir={workdir} is not empty; runs need a fresh directory.")
+    workdir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(runs, indent=1) + "\n")
     results = {
         name: run(name, command, workdir / name)
-        for name, command in commands(args, workdir, params).items()
+        for name, command in runs.items()
         if name not in args.skip
     }
     text = table(results, targets)
