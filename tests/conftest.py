@@ -54,7 +54,6 @@ def cluttered_digits_dir(tmp_path_factory):
 SLOW_FILES = (  # by their time in a full run (--durations=0), 2026-12-06
     "test_fashion_mnist_run.py",
     "test_reliability.py",
-    "test_faults.py",
     "test_main.py",
     "test_use_trained.py",
     "test_onnx_export.py",

@@ -1,13 +1,16 @@
-"""Reliability (docs/training.md, "Guarantees"): exact resume after SIGKILL, SIGTERM preemption,
-non-finite steps, checkpoint mismatch and corruption, bad input. Small enough for 2 cores:
-30 steps with a checkpoint every 10, and evaluation on 64 examples (eval_examples); the runs
-are helpers/runs.py's. The faults a user causes are in test_faults.py."""
+"""Reliability (docs/training.md, "Guarantees"): exact resume after SIGKILL, SIGTERM, Ctrl-C once
+and twice; one run per workdir; resume on other devices and modes, not on another process
+count; non-finite steps; checkpoint mismatch and corruption. Small enough for 2 cores: the
+runs are helpers/runs.py's, a tiny network evaluated on 64 examples (eval_examples). One
+workdir takes every interruption in turn and must end bit-identical to the uninterrupted
+reference run, which the other tests copy: eight starts of the command in all."""
 
 import json
 import os
 import random
 import shutil
 import signal
+import time
 
 import jax
 import numpy as np
@@ -18,6 +21,7 @@ from helpers.runs import (
     EVAL_EXAMPLES,
     EVERY,
     STEPS,
+    command_env,
     logged_step,
     run,
     start,
@@ -27,9 +31,11 @@ from helpers.runs import (
 )
 from ran_jax import configs
 from ran_jax.data import input_pipeline
-from ran_jax.training import loop
+from ran_jax.training import checkpointing, loop
+from ran_jax.training.checkpointing import CheckpointMismatchError
+from ran_jax.training.workdir_lock import WorkdirLock
 
-pytestmark = pytest.mark.slow  # runs of the command, killed and resumed
+slow = pytest.mark.slow  # runs of the command, killed and resumed
 
 
 @pytest.fixture(scope="module")
@@ -73,17 +79,32 @@ def _assert_identical(workdir, reference):
     assert metrics == ref_metrics
 
 
-@pytest.fixture(scope="module")
-def interrupted(setup):
-    """One workdir, three runs of the same command: SIGKILL, then SIGTERM, then to the end.
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error:")]
 
-    The first run is killed at a random step after its first checkpoint; the second resumes
-    from the latest checkpoint and gets SIGTERM a few steps later (off the checkpoint
-    schedule); the third resumes from the step SIGTERM saved and finishes. The SIGKILL test
-    checks the first two, the SIGTERM test the last two, and both the final state: three
-    starts of the CLI instead of four.
+
+def _wait_for_text(proc, log, text: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while text not in log.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, f"no {text!r}"
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def interrupted(setup, tmp_path_factory):
+    """One workdir, five starts of the same command, each stopped another way but the last.
+
+    1. SIGKILL at a random step after the first checkpoint (no save, a stale lock left);
+    2. resumed from the latest checkpoint, SIGTERM a few steps later (off the checkpoint
+       schedule: it saves the current step);
+    3. resumed from that step, Ctrl-C once (saves, exits 0);
+    4. resumed, Ctrl-C twice: the second ends the process at once, during its save;
+    5. resumed from the last complete checkpoint, to the end.
+
+    Each test checks its start's messages; the final state must equal the reference run's.
     """
     workdir = setup["base"] / "interrupted"
+    logs = tmp_path_factory.mktemp("interrupted_logs")
     first = start(setup, workdir)
     wait_for_first_checkpoint(first, workdir, random.randint(EVERY, EVERY + EVERY // 2))
     killed_finished = first.poll() is not None
@@ -92,23 +113,46 @@ def interrupted(setup):
     killed_at, last_logged = steps(workdir), logged_step(workdir)
 
     second = start(setup, workdir)
-    # The second run rewrites metrics.jsonl from the resumed step on: wait past the first's.
+    # A resumed run rewrites metrics.jsonl from its first step on: wait past the last one's.
     wait_for_first_checkpoint(second, workdir, last_logged + 2)
     second.send_signal(signal.SIGTERM)
     _, second_err = second.communicate(timeout=300)
     stopped = max(steps(workdir))
 
-    third_rc, third_err = run(setup, workdir)
+    with open(logs / "third.log", "w") as log:  # a file: a pipe is read only at the end
+        third = start(setup, workdir, stderr=log)
+    wait_for_first_checkpoint(third, workdir, stopped + 2)
+    third.send_signal(signal.SIGINT)
+    third.communicate(timeout=300)
+    ctrl_c_saved = max(steps(workdir))
+    lock_left = (workdir / "lock.json").exists()
+
+    with open(logs / "fourth.log", "w") as log:
+        fourth = start(setup, workdir, stderr=log)
+    wait_for_first_checkpoint(fourth, workdir, ctrl_c_saved + 2)
+    fourth.send_signal(signal.SIGINT)
+    _wait_for_text(fourth, logs / "fourth.log", "Press Ctrl-C again")
+    fourth.send_signal(signal.SIGINT)
+    fourth.wait(timeout=10)  # at once, not after the save and shutdown
+    complete = max(steps(workdir))
+
+    last_rc, last_err = run(setup, workdir)
     return {
         "workdir": workdir,
         "killed_finished": killed_finished,
         "killed_at": killed_at,
         "second": (second.returncode, second_err),
         "stopped": stopped,
-        "third": (third_rc, third_err),
+        "third": (third.returncode, (logs / "third.log").read_text()),
+        "ctrl_c_saved": ctrl_c_saved,
+        "lock_left": lock_left,
+        "fourth": fourth.returncode,
+        "complete": complete,
+        "last": (last_rc, last_err),
     }
 
 
+@slow
 def test_sigkill_at_a_random_step_then_rerun_is_bit_identical(interrupted, reference):
     assert not interrupted["killed_finished"], "the run finished before it could be killed"
     killed_at = interrupted["killed_at"]
@@ -120,6 +164,7 @@ def test_sigkill_at_a_random_step_then_rerun_is_bit_identical(interrupted, refer
     _assert_identical(interrupted["workdir"], reference)
 
 
+@slow
 def test_sigterm_saves_the_current_step_and_exits_cleanly(interrupted, reference):
     rc, err = interrupted["second"]
     assert rc == 0, err[-2000:]
@@ -127,8 +172,92 @@ def test_sigterm_saves_the_current_step_and_exits_cleanly(interrupted, reference
     assert f"SIGTERM received: saved the checkpoint of step {stopped}" in err
     assert max(interrupted["killed_at"]) < stopped < STEPS
     rc, err = interrupted["third"]
-    assert rc == 0 and f"Resumed from the checkpoint of step {stopped}" in err, err[-2000:]
+    assert f"Resumed from the checkpoint of step {stopped}" in err, err[-2000:]
     _assert_identical(interrupted["workdir"], reference)
+
+
+@slow
+def test_ctrl_c_saves_the_current_step_and_exits_cleanly(interrupted):
+    rc, err = interrupted["third"]
+    assert rc == 0 and "Traceback" not in err, err[-2000:]
+    saved = interrupted["ctrl_c_saved"]
+    assert interrupted["stopped"] < saved < STEPS
+    assert f"Ctrl-C (SIGINT) received: saved the checkpoint of step {saved}" in err
+    assert not interrupted["lock_left"]
+
+
+@slow
+def test_a_second_ctrl_c_stops_at_once_and_the_last_complete_checkpoint_resumes(
+    interrupted, reference
+):
+    assert interrupted["fourth"] == -signal.SIGINT
+    rc, err = interrupted["last"]
+    assert rc == 0, err[-2000:]
+    complete = interrupted["complete"]  # its save may have been cut short: then Ctrl-C's
+    assert interrupted["ctrl_c_saved"] <= complete < STEPS
+    assert f"Resumed from the checkpoint of step {complete}" in err
+    assert "the run that held it" in err  # the lock the killed run left is taken over
+    _assert_identical(interrupted["workdir"], reference)
+
+
+@slow
+def test_a_second_run_on_a_held_workdir_is_refused_naming_the_holder_and_writes_nothing(
+    setup, reference
+):
+    """The lock a running command holds, taken here by this test's process (alive, like a
+    run in another shell): the same command is refused at once and changes nothing."""
+    workdir = setup["base"] / "held"
+    shutil.copytree(setup["base"] / "reference", workdir)
+    lock = WorkdirLock(str(workdir))
+    lock.acquire()
+    try:
+        before = _listing(workdir)
+        holder = json.loads((workdir / "lock.json").read_text())
+        rc, err = run(setup, workdir, f"--config.num_train_steps={STEPS + 2}")
+        assert _listing(workdir) == before
+    finally:
+        lock.release()
+    assert rc != 0 and "Traceback" not in err
+    (line,) = _error_lines(err)
+    assert f"is in use by another training run: pid {os.getpid()} on this host" in line
+    assert holder["host"] in line
+
+
+def _loss_by_step(workdir) -> dict[int, float]:
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return {m["step"]: m["train_loss"] for m in map(json.loads, f) if "train_loss" in m}
+
+
+@slow
+def test_a_run_resumes_on_other_device_counts_and_modes_with_the_same_losses(setup, reference):
+    """The reference (1 device, shard_map) resumed from its first checkpoint on 2 devices
+    under pmap: the same global batches, so the same losses as the uninterrupted run within
+    the 1-vs-8-device tolerance (tests/training/test_train.py). (test_old_runs.py resumes
+    pmap checkpoints under shard_map.)"""
+    expected = _loss_by_step(setup["base"] / "reference")
+    workdir = setup["base"] / "resumed_2_pmap"
+    shutil.copytree(setup["base"] / "reference", workdir)
+    first, *later = steps(workdir)
+    for step in later:  # as if it had stopped at its first checkpoint
+        shutil.rmtree(workdir / "checkpoints" / str(step))
+    flags = (f"--config.num_train_steps={first + 2}", "--config.parallelism=pmap")
+    env = dict(command_env(), XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    rc, err = run(setup, workdir, *flags, env=env)
+    assert rc == 0, err[-2000:]
+    assert f"Resumed from the checkpoint of step {first}" in err and "2 devices" in err
+    got = _loss_by_step(workdir)
+    assert sorted(got) == list(range(1, first + 3))
+    resumed = [first + 1, first + 2]
+    np.testing.assert_allclose([got[s] for s in resumed], [expected[s] for s in resumed], rtol=1e-5)
+
+
+def test_resuming_with_another_number_of_processes_is_refused():
+    one = {"model": "m", "param_shapes": {"/w": [3]}}
+    two = {**one, "processes": 2}
+    with pytest.raises(CheckpointMismatchError, match=r"written by a run of 2 process\(es\)"):
+        checkpointing._check_processes(two, one, 10, "DIR")
+    checkpointing._check_processes(one, dict(one), 10, "DIR")  # 1 and 1
+    assert checkpointing._differences(two, one) == []  # evaluation may load it
 
 
 def _listing(path):
@@ -146,6 +275,7 @@ def _tiny_config(setup):
     return c
 
 
+@slow
 def test_a_different_model_is_refused_with_what_differs_and_nothing_written(setup, reference):
     workdir = setup["base"] / "mismatch"
     shutil.copytree(setup["base"] / "reference", workdir)
@@ -162,6 +292,7 @@ def test_a_different_model_is_refused_with_what_differs_and_nothing_written(setu
     assert _listing(workdir) == before
 
 
+@slow
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(setup, reference):
     workdir = setup["base"] / "corrupt"
     shutil.copytree(setup["base"] / "reference", workdir)
@@ -182,6 +313,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(setup, referen
     assert (workdir / "corrupt_checkpoints" / str(saved[-1])).is_dir()
 
 
+@slow
 def test_corrupt_saved_metrics_set_that_checkpoint_aside_too(setup, reference):
     workdir = setup["base"] / "corrupt_metrics"
     shutil.copytree(setup["base"] / "reference", workdir)
@@ -194,6 +326,7 @@ def test_corrupt_saved_metrics_set_that_checkpoint_aside_too(setup, reference):
     assert (workdir / "corrupt_checkpoints" / str(saved[-1])).is_dir()
 
 
+@slow
 def test_no_readable_checkpoint_stops_clearly(setup, reference):
     workdir = setup["base"] / "all_corrupt"
     shutil.copytree(setup["base"] / "reference", workdir)
@@ -223,6 +356,7 @@ def nan_at_bad_step(monkeypatch):
     monkeypatch.setattr(input_pipeline.DataSet, "train_batches", poisoned)
 
 
+@slow
 def test_non_finite_loss_stops_at_that_step_and_keeps_the_last_good_checkpoint(
     setup, tmp_path, nan_at_bad_step
 ):
@@ -237,6 +371,7 @@ def test_non_finite_loss_stops_at_that_step_and_keeps_the_last_good_checkpoint(
     assert steps(tmp_path) == list(range(1, BAD_STEP))
 
 
+@slow
 def test_skip_nonfinite_counts_skipped_steps_and_keeps_parameters_finite(
     setup, tmp_path, nan_at_bad_step
 ):
