@@ -1,4 +1,5 @@
-"""What the commands share: their common flags, each defined once, and error reporting.
+"""What the commands share: their common flags, each defined once, error reporting, and the
+data set opened late.
 
 Flags are defined by the command that is run (in its ``if __name__ == "__main__"`` block),
 so importing a command defines nothing.
@@ -11,9 +12,21 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import ml_collections
 from absl import app, flags, logging
 
+from ran_jax.data.info import DataSource
 from ran_jax.training.trained import CHOICES
+
+
+def open_data(config: ml_collections.ConfigDict) -> DataSource:
+    """The data set of ``config``, with the data layer imported only now. Commands pass this
+    as their data opener and call it once their other checks have passed (every config value,
+    the run and its checkpoint), so bad input is refused without waiting for TensorFlow's
+    import (seconds)."""
+    from ran_jax.data import input_pipeline
+
+    return input_pipeline.DataSet(config)
 
 
 def define_json() -> None:

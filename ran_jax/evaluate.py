@@ -14,7 +14,6 @@ from __future__ import annotations
 from absl import app, flags
 
 from ran_jax import cli
-from ran_jax.data import input_pipeline
 from ran_jax.data.info import DataNotFoundError, DataReadError
 from ran_jax.training.evaluation import evaluate_checkpoint
 
@@ -47,7 +46,7 @@ def main(argv: list[str]) -> None:
         argv,
         lambda: evaluate_checkpoint(
             f.workdir,
-            input_pipeline.DataSet,
+            cli.open_data,
             f.checkpoint,
             f.image_size,
             f.split,

@@ -43,7 +43,6 @@ from absl import app, flags
 
 from ran_jax import cli
 from ran_jax.checks import check_choice
-from ran_jax.data.tf_runtime import tf
 from ran_jax.training import trained
 
 FORMATS = ("saved_model", "jax_export", "onnx")
@@ -115,6 +114,9 @@ def _stablehlo_tensorflow_reads() -> Iterator[None]:
 
 
 def _saved_model(variables: Any, f, shape: tuple[int, ...], out: str) -> None:
+    # TensorFlow (seconds to import) only for this format, after the run has been found, and
+    # set up by tf_runtime before orbax.export imports it.
+    from ran_jax.data.tf_runtime import tf  # noqa: I001
     from orbax.export import ExportManager, JaxModule, ServingConfig
 
     with _stablehlo_tensorflow_reads():
@@ -136,6 +138,8 @@ def _saved_model(variables: Any, f, shape: tuple[int, ...], out: str) -> None:
 
 def _verified(out: str, shape: tuple[int, ...]) -> None:
     """Runs the SavedModel once in TensorFlow; removes it and says why if that fails."""
+    from ran_jax.data.tf_runtime import tf
+
     try:
         serve = tf.saved_model.load(out).signatures["serving_default"]
         serve(images=tf.zeros((1, *shape), tf.float32))

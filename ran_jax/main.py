@@ -15,23 +15,13 @@ import sys
 import traceback
 
 import jax
-import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from ran_jax import cli
 from ran_jax.analysis.pictures import AttentionPictures
-from ran_jax.data.info import DataNotFoundError, DataReadError, DataSource
+from ran_jax.data.info import DataNotFoundError, DataReadError
 from ran_jax.training import host_allocator, loop
-
-
-def _open(config: ml_collections.ConfigDict) -> DataSource:
-    """The data set, with the data layer imported only now: ``loop.open_data`` calls this once
-    every config value has passed its checks, so a bad value is refused without waiting for
-    TensorFlow's import (seconds)."""
-    from ran_jax.data import input_pipeline
-
-    return input_pipeline.DataSet(config)
 
 
 def _define_flags() -> tuple[flags.FlagHolder, config_flags.ConfigFlagHolder]:
@@ -110,7 +100,7 @@ def main(argv: list[str]) -> None:
         jax.devices()[0].platform,
     )
     try:
-        data = loop.open_data(config, workdir, _open)
+        data = loop.open_data(config, workdir, cli.open_data)
         evaluators = [AttentionPictures(data, config.attention_images)]
         loop.train_and_evaluate(config, workdir, data, evaluators)
     except (DataNotFoundError, loop.SetupError, loop.NonFiniteError) as e:

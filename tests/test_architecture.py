@@ -173,7 +173,7 @@ def test_the_core_trains_and_benchmarks_with_tensorflow_unimportable(tmp_path):
             os.path.join(ROOT, "tests", "helpers", "without_tensorflow.py"),
             str(tmp_path / "run"),
             "--",
-            *("--model=cifar_attention56", "--steps=2", "--json"),
+            *("--model=cifar_attention56", "--batch_size=2", "--steps=2", "--warmup=1", "--json"),
         ],
         capture_output=True,
         text=True,

@@ -57,9 +57,9 @@ def evaluate_checkpoint(
         if value is not None:
             config[key] = value
     validate(config, jax.device_count())
+    run = trained.load(workdir, checkpoint, config)  # a missing checkpoint before the data
     data = open_data(config)
     _, info, dp = build(config, data)
-    run = trained.load(workdir, checkpoint, config)
     _, p_eval_step = compile_steps(config, dp)
     metrics = evaluate(p_eval_step, dp.put_state(run.state), dp, data)
     return {

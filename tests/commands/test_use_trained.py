@@ -308,3 +308,14 @@ def test_commands_fail_with_one_line_and_no_traceback(run, tmp_path, module, arg
     proc = commands.run(module, *args)
     assert proc.returncode != 0
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_missing_checkpoint_is_refused_before_the_data_set_is_opened(run):
+    """``evaluate`` opens the data set (and imports TensorFlow, seconds) only once the run
+    and its checkpoint are found."""
+
+    def open_data(config):
+        raise AssertionError("the data set was opened")
+
+    with pytest.raises(ValueError, match="has no checkpoint of step 99"):
+        evaluate_checkpoint(run["workdir"], open_data, "99")

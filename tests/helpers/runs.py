@@ -3,6 +3,7 @@ a user's would be (the reliability and fault tests)."""
 
 import json
 import os
+import runpy
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ def get_config():
     c.eval_every_steps = 1000
     c.eval_examples = {eval_examples}
     c.checkpoint_every_steps = {every}
+    c.attention_images = 0  # mask pictures cost a compile per start; test_main.py checks them
     return c
 """
 
@@ -94,6 +96,11 @@ def wait_for_first_checkpoint(proc, workdir, step=0):
     while not steps(workdir) or logged_step(workdir) < step:
         assert proc.poll() is None, f"the run ended before its first checkpoint or step {step}"
         time.sleep(0.02)
+
+
+def load_config(setup):
+    """The config of ``write_setup``'s file, for the runs a test makes in its own process."""
+    return runpy.run_path(setup["config"])["get_config"]()
 
 
 def write_setup(base: Path, data_dir: str) -> dict:

@@ -18,10 +18,10 @@ import orbax.checkpoint as ocp
 import pytest
 
 from helpers.runs import (
-    EVAL_EXAMPLES,
     EVERY,
     STEPS,
     command_env,
+    load_config,
     logged_step,
     run,
     start,
@@ -29,7 +29,6 @@ from helpers.runs import (
     wait_for_first_checkpoint,
     write_setup,
 )
-from ran_jax import configs
 from ran_jax.data import input_pipeline
 from ran_jax.training import checkpointing, loop
 from ran_jax.training.checkpointing import CheckpointMismatchError
@@ -265,13 +264,9 @@ def _listing(path):
 
 
 def _tiny_config(setup):
-    c = configs.base()
-    c.dataset, c.data_dir = "cluttered_digits", setup["data_dir"]
-    c.model_overrides.widths = (2, 2, 2)
-    c.model_overrides.modules = (1, 0, 0)
-    c.batch_size, c.shuffle_buffer = 16, 256
-    c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 1, 1000, 1
-    c.eval_examples = EVAL_EXAMPLES
+    """The runs' config, checkpointed at every step."""
+    c = load_config(setup)
+    c.eval_every_steps, c.checkpoint_every_steps = 1000, 1
     return c
 
 
