@@ -266,7 +266,7 @@ def _listing(path):
 def _tiny_config(setup):
     """The runs' config, checkpointed at every step."""
     c = load_config(setup)
-    c.eval_every_steps, c.checkpoint_every_steps = 1000, 1
+    c.checkpoint_every_steps = 1
     return c
 
 
