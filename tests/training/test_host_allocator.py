@@ -11,7 +11,7 @@ import pytest
 from ran_jax.training import host_allocator
 
 # Calls a jitted function whose 64 MiB result is freed before the next call, and prints the
-# minor page faults of calls 3-12 (the first calls map new pages whatever the setting).
+# minor page faults of calls 3-42 (the first calls map new pages whatever the setting).
 _SCRIPT = """
 import json, resource, sys
 from ran_jax.training import host_allocator
@@ -22,7 +22,7 @@ double = jax.jit(lambda x: x * 2.0)
 for _ in range(2):
     double(x).block_until_ready()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
+for _ in range(40):
     y = double(x)
     y.block_until_ready()
     del y
@@ -45,9 +45,11 @@ def test_freed_buffers_are_reused_without_page_faults():
     kept, default = _run("1"), _run("0")
     assert kept["applied"] and not kept["async"]
     assert not default["applied"] and default["async"]
-    # 10 results of 64 MiB are 163,840 pages: the default maps each anew; kept, the heap
-    # reuses its pages (it grew once more, by one result, in the runs we looked at).
-    assert default["faults"] > 100_000, default
+    # 40 results of 64 MiB are 655,360 pages: the default maps each anew; kept, the heap
+    # reuses its pages. It still grows by a result now and then as other allocations
+    # fragment it: 0 to 3 times in 10 calls in the runs we looked at, never in step with
+    # the calls.
+    assert default["faults"] > 600_000, default
     assert kept["faults"] < default["faults"] / 4, (kept, default)
 
 
