@@ -1,5 +1,5 @@
-"""The study runner of ``reproduce`` (paper section 4.1): grids, a smoke run of two tiny
-runs, linked twins, diverged runs and the tables."""
+"""The study runner of ``reproduce`` (paper section 4.1): grids, a smoke run of one tiny
+run, skipped and linked runs, diverged runs and the tables."""
 
 import json
 import os
@@ -24,44 +24,56 @@ def test_study_grids_mirror_the_paper():
         studies.run_study("depth", "/tmp/unused", input_pipeline.DataSet)
 
 
+class _Trained(Exception):
+    """Raised by a stand-in for the training loop: which run the runner picked."""
+
+
 @pytest.mark.slow
-def test_reproduce_runs_a_study_once_then_skips_finished_runs(tmp_path, cluttered_digits_dir):
+def test_reproduce_runs_a_study_once_then_skips_finished_runs(
+    tmp_path, cluttered_digits_dir, monkeypatch
+):
     data_dir = cluttered_digits_dir  # prepared once per test session (conftest.py)
     workdir = str(tmp_path / "studies")
-    first = studies.run_study(
-        "mask_type", workdir, input_pipeline.DataSet, seeds=1, smoke=True, data_dir=data_dir
-    )
-    assert first["trained_now"] == 2
-    assert [(r["cell"], r["runs"]) for r in first["rows"]] == [("soft", 1), ("local", 1)]
-    assert all(0 <= r["mean"] <= 100 and r["std"] is None for r in first["rows"])
-    again = studies.run_study(
-        "mask_type", workdir, input_pipeline.DataSet, seeds=1, smoke=True, data_dir=data_dir
-    )
-    assert again["trained_now"] == 0 and again["rows"] == first["rows"]
+
+    def study(name, max_runs):
+        return studies.run_study(
+            name,
+            workdir,
+            input_pipeline.DataSet,
+            seeds=1,
+            max_runs=max_runs,
+            smoke=True,
+            data_dir=data_dir,
+        )
+
+    first = study("mask_type", max_runs=1)  # one real run: the soft mask
+    assert first["trained_now"] == 1
+    assert [(r["cell"], r["runs"]) for r in first["rows"]] == [("soft", 1), ("local", 0)]
+    assert 0 <= first["rows"][0]["mean"] <= 100 and first["rows"][0]["std"] is None
     table = open(os.path.join(workdir, "mask_type", "results.md")).read()
-    assert "| soft | 1 |" in table and "| local | 1 |" in table and "6.48" in table
+    assert "| soft | 1 |" in table and "| local | 0 |" in table and "6.48" in table
     assert os.path.getsize(os.path.join(workdir, "mask_type", "results.png")) > 5_000
+
+    def picked(config, run_dir, data):
+        raise _Trained(run_dir, config.model_overrides.mask_type, config.seed)
+
+    # run again, the finished soft-mask run is skipped and the local-mask run is next; it
+    # really is the ablation (local masks have no pooling)
+    with monkeypatch.context() as m:
+        m.setattr(loop, "train_and_evaluate", picked)
+        with pytest.raises(_Trained) as next_run:
+            study("mask_type", max_runs=None)
+    local = os.path.join(workdir, "mask_type", "local", "seed0")
+    assert next_run.value.args == (local, "local", 0)
+    again = study("mask_type", max_runs=0)
+    assert again["trained_now"] == 0 and again["rows"] == first["rows"]
     # the soft-mask run is also ARL with one module per stage: linked, not trained again
-    shared = studies.run_study(
-        "arl_vs_nal",
-        workdir,
-        input_pipeline.DataSet,
-        seeds=1,
-        max_runs=0,
-        smoke=True,
-        data_dir=data_dir,
-    )
+    shared = study("arl_vs_nal", max_runs=0)
     rows = {r["cell"]: r for r in shared["rows"]}
     assert shared["trained_now"] == 0 and rows["NAL_m1"]["runs"] == 0
     assert rows["ARL_m1"]["errors"] == first["rows"][0]["errors"]
     link = os.path.join(workdir, "arl_vs_nal", "ARL_m1", "seed0")
     assert os.readlink(link) == os.path.join("..", "..", "mask_type", "soft", "seed0")
-    # local masks have no pooling: the run really trained the ablation
-    setting = studies.SETTINGS["cluttered_digits"]
-    config = studies.run_config(
-        setting, setting.config(None, smoke=True), studies.STUDIES["mask_type"][1], 0, None
-    )
-    assert config.model_overrides.mask_type == "local" and config.seed == 0
 
 
 def test_a_diverged_run_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch):
