@@ -286,9 +286,11 @@ def run_study(
     base = setting.config(width, smoke)
     directory = setting.directory(workdir, width)
     root = os.path.join(directory, study)
-    trained = 0
+    trained, stopped = 0, False
     for seed in range(seeds):  # seed-major: every cell gets its first seed first
         for cell in STUDIES[study]:
+            if stopped:
+                break
             run_dir = os.path.join(root, cell.name, f"seed{seed}")
             if final_eval(run_dir, base.num_train_steps) is not None or diverged(run_dir):
                 continue
@@ -308,6 +310,8 @@ def run_study(
                 config = run_config(setting, base, cell, seed, data_dir)
                 data = loop.open_data(config, run_dir, open_data)
                 loop.train_and_evaluate(config, run_dir, data)
+                # a run that returns unfinished was stopped (SIGTERM, Ctrl-C): so is the study
+                stopped = final_eval(run_dir, base.num_train_steps) is None
             except loop.NonFiniteError as e:  # a result of the study, not a failure of it
                 os.makedirs(run_dir, exist_ok=True)
                 with open(os.path.join(run_dir, DIVERGED), "w") as f:

@@ -157,3 +157,18 @@ def test_a_bad_setting_is_refused_before_anything_is_written(tmp_path, dataset, 
             "mask_type", str(tmp_path), input_pipeline.DataSet, dataset=dataset, width=width
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_stopped_by_a_signal_stops_the_study(tmp_path, monkeypatch):
+    calls = []
+
+    def stopped(config, workdir, data):  # returns early, as after SIGTERM or Ctrl-C
+        calls.append(workdir)
+        os.makedirs(workdir)
+
+    monkeypatch.setattr(loop, "train_and_evaluate", stopped)
+    result = studies.run_study(
+        "mask_activation", str(tmp_path), input_pipeline.DataSet, seeds=2, smoke=True
+    )
+    assert result["trained_now"] == 1
+    assert calls == [str(tmp_path / "mask_activation" / "mixed" / "seed0")]
