@@ -31,6 +31,7 @@ Studies (docs/faithfulness.md §6, docs/reproduction.md):
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 from collections.abc import Callable
@@ -286,38 +287,36 @@ def run_study(
     base = setting.config(width, smoke)
     directory = setting.directory(workdir, width)
     root = os.path.join(directory, study)
-    trained, stopped = 0, False
-    for seed in range(seeds):  # seed-major: every cell gets its first seed first
-        for cell in STUDIES[study]:
-            if stopped:
-                break
-            run_dir = os.path.join(root, cell.name, f"seed{seed}")
-            if final_eval(run_dir, base.num_train_steps) is not None or diverged(run_dir):
-                continue
-            if not os.path.lexists(run_dir) and (
-                same := twin(setting, base, study, cell, seed, data_dir, directory)
-            ):
-                os.makedirs(os.path.dirname(run_dir), exist_ok=True)
-                os.symlink(os.path.relpath(same, os.path.dirname(run_dir)), run_dir)
-                logging.info(
-                    "Study %s: %s seed %d is the finished run %s.", study, cell.name, seed, same
-                )
-                continue
-            if max_runs is not None and trained >= max_runs:
-                continue
-            logging.info("Study %s: training %s, seed %d, in %s.", study, cell.name, seed, run_dir)
-            try:
-                config = run_config(setting, base, cell, seed, data_dir)
-                data = loop.open_data(config, run_dir, open_data)
-                loop.train_and_evaluate(config, run_dir, data)
-                # a run that returns unfinished was stopped (SIGTERM, Ctrl-C): so is the study
-                stopped = final_eval(run_dir, base.num_train_steps) is None
-            except loop.NonFiniteError as e:  # a result of the study, not a failure of it
-                os.makedirs(run_dir, exist_ok=True)
-                with open(os.path.join(run_dir, DIVERGED), "w") as f:
-                    f.write(f"{e}\n")
-                logging.warning("Study %s: %s seed %d diverged: %s", study, cell.name, seed, e)
-            trained += 1
+    trained = 0
+    # seed-major: every cell gets its first seed first
+    for seed, cell in itertools.product(range(seeds), STUDIES[study]):
+        run_dir = os.path.join(root, cell.name, f"seed{seed}")
+        if final_eval(run_dir, base.num_train_steps) is not None or diverged(run_dir):
+            continue
+        if not os.path.lexists(run_dir) and (
+            same := twin(setting, base, study, cell, seed, data_dir, directory)
+        ):
+            os.makedirs(os.path.dirname(run_dir), exist_ok=True)
+            os.symlink(os.path.relpath(same, os.path.dirname(run_dir)), run_dir)
+            logging.info(
+                "Study %s: %s seed %d is the finished run %s.", study, cell.name, seed, same
+            )
+            continue
+        if max_runs is not None and trained >= max_runs:
+            continue
+        logging.info("Study %s: training %s, seed %d, in %s.", study, cell.name, seed, run_dir)
+        try:
+            config = run_config(setting, base, cell, seed, data_dir)
+            data = loop.open_data(config, run_dir, open_data)
+            loop.train_and_evaluate(config, run_dir, data)
+        except loop.NonFiniteError as e:  # a result of the study, not a failure of it
+            os.makedirs(run_dir, exist_ok=True)
+            with open(os.path.join(run_dir, DIVERGED), "w") as f:
+                f.write(f"{e}\n")
+            logging.warning("Study %s: %s seed %d diverged: %s", study, cell.name, seed, e)
+        trained += 1
+        if not diverged(run_dir) and final_eval(run_dir, base.num_train_steps) is None:
+            break  # the run was stopped (SIGTERM, Ctrl-C): so is the study
     rows = write_results(study, root, seeds, base.num_train_steps, setting, width)
     return {
         "study": study,
