@@ -288,10 +288,14 @@ def run_study(
     directory = setting.directory(workdir, width)
     root = os.path.join(directory, study)
     trained = 0
+
+    def ended(run_dir: str) -> bool:
+        return diverged(run_dir) or final_eval(run_dir, base.num_train_steps) is not None
+
     # seed-major: every cell gets its first seed first
     for seed, cell in itertools.product(range(seeds), STUDIES[study]):
         run_dir = os.path.join(root, cell.name, f"seed{seed}")
-        if final_eval(run_dir, base.num_train_steps) is not None or diverged(run_dir):
+        if ended(run_dir):
             continue
         if not os.path.lexists(run_dir) and (
             same := twin(setting, base, study, cell, seed, data_dir, directory)
@@ -315,7 +319,7 @@ def run_study(
                 f.write(f"{e}\n")
             logging.warning("Study %s: %s seed %d diverged: %s", study, cell.name, seed, e)
         trained += 1
-        if not diverged(run_dir) and final_eval(run_dir, base.num_train_steps) is None:
+        if not ended(run_dir):
             break  # the run was stopped (SIGTERM, Ctrl-C): so is the study
     rows = write_results(study, root, seeds, base.num_train_steps, setting, width)
     return {
