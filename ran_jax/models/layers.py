@@ -249,7 +249,13 @@ def make_norm(
     momentum: float,
     epsilon: float,
 ) -> Any:
-    """BatchNorm; ``axis_name`` averages batch statistics across replicas (cross-replica BN)."""
+    """BatchNorm; ``axis_name`` averages batch statistics across replicas (cross-replica BN).
+
+    The variance is computed in two passes, ``E[(x - E[x])^2]``, as PyTorch does. The one-pass
+    ``E[x^2] - E[x]^2`` (Caffe's BN layer, flax's default) cancels catastrophically in float32
+    where a channel's mean is large against its spread, and its rounding then depends on how
+    the batch is split across devices (``docs/faithfulness.md`` §11).
+    """
     return functools.partial(
         nn.BatchNorm,
         use_running_average=not train,
@@ -258,4 +264,5 @@ def make_norm(
         dtype=dtype,
         param_dtype=param_dtype,
         axis_name=axis_name if train else None,
+        use_fast_variance=False,
     )
