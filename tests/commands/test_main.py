@@ -97,18 +97,14 @@ def test_missing_dataset_fails_at_start_and_writes_nothing(tmp_path):
     assert not workdir.exists() and list(data_dir.iterdir()) == []
 
 
+# One setting of each kind the command refuses: a key's range and one across keys (each
+# declared key's bad values are test_config_check.py's, in this process), a model, a data
+# set, an image folder, the devices, a misspelt key, an unparsable value, a model override.
 @pytest.mark.parametrize(
     "args,devices,message",
     [
         (["--config.momentum=1.5"], 1, "config.momentum=1.5 is out of range; allowed: 0 <="),
-        (["--config.weight_decay=-0.01"], 1, "config.weight_decay=-0.01 is out of range"),
-        (["--config.warmup_steps=-5"], 1, "config.warmup_steps=-5 is out of range"),
         (["--config.lr_boundaries=(2000,100)"], 1, "lr_boundaries=(2000, 100) is not strictly"),
-        (["--config.image_size=-32"], 1, "config.image_size=-32 is out of range"),
-        (["--config.label_noise=1.5"], 1, "config.label_noise=1.5 is out of range"),
-        (["--config.label_noise=-0.2"], 1, "config.label_noise=-0.2 is out of range"),
-        (["--config.shuffle_buffer=-1"], 1, "config.shuffle_buffer=-1 is out of range"),
-        (["--config.parallelism=pjit"], 1, "config.parallelism='pjit' is not a choice"),
         (["--config.model=attention57"], 1, "config.model='attention57' is not a model; allowed:"),
         (["--config.dataset=mnist"], 1, "Unknown dataset 'mnist'; valid names are:"),
         (["--config.dataset=image_folder:/no/such"], 1, "Image folder /no/such does not exist"),

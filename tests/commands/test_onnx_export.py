@@ -1,7 +1,8 @@
-"""ONNX export (``python -m ran_jax.export --format=onnx``, ``training/onnx_graph.py``): every
-registered network and the mask ablations run in ONNX Runtime with ``model.apply``'s logits at
-two batch sizes; without the ``[onnx]`` extra, one line with the install command. A trained
-run's ONNX export is tested beside its other exports, in ``test_use_trained.py``."""
+"""ONNX export (``python -m ran_jax.export --format=onnx``, ``training/onnx_graph.py``): the
+units of every registered network and the mask ablations run in ONNX Runtime with
+``model.apply``'s logits at two batch sizes; without the ``[onnx]`` extra, one line with the
+install command. A trained run's ONNX export is tested beside its other exports, in
+``test_use_trained.py``."""
 
 import importlib.util
 import os
@@ -21,7 +22,7 @@ needs_onnx = pytest.mark.skipif(
     reason=f"the [onnx] extra is not installed: {export.ONNX_INSTALL}",
 )
 
-# Measured: at most 1.6e-6 (cifar_attention452, batch 3).
+# Measured: at most 1.6e-6 (cifar_attention452 at full depth, batch 3).
 RTOL = 1e-4
 
 
@@ -102,11 +103,20 @@ def _check_runs_as_model_apply(name: str, **overrides) -> None:
         assert np.max(np.abs(got - expected[:n])) <= RTOL * np.max(np.abs(expected[:n]))
 
 
+# Depth adds no operator, and the deepest networks took most of this file's time.
+# cifar_attention236 repeats cifar_attention164's units (6 Attention Modules a stage instead
+# of 4) and is left out; cifar_attention452's own units (p=2, t=4, r=3) export at one module a
+# stage.
+EXPORTED = [name for name in list_models() if name != "cifar_attention236"]
+AT_ONE_MODULE_A_STAGE = ("cifar_attention452",)
+
+
 @pytest.mark.slow
 @needs_onnx
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", EXPORTED)
 def test_every_registered_network_runs_in_onnx_runtime_as_model_apply(name):
-    _check_runs_as_model_apply(name)
+    overrides = dict(modules=(1, 1, 1)) if name in AT_ONE_MODULE_A_STAGE else {}
+    _check_runs_as_model_apply(name, **overrides)
 
 
 @needs_onnx
