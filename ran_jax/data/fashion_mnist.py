@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ran_jax.data.tf_runtime import tfds
+from ran_jax.data.tf_runtime import tf, tfds
 
 NAME = "fashion_mnist"
 URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -44,6 +44,7 @@ FILES = {
 _MAGIC = {"images": 0x0803, "labels": 0x0801}
 _HEADER = {"images": 16, "labels": 8}
 _CHUNK = 1 << 20
+_ENCODE_BATCH = 4096
 
 # Mean and std of the 60,000 x 784 training pixels scaled to [0, 1], measured with numpy from
 # the files of Debian's dataset-fashion-mnist on 2026-12-06 (0.28604060, 0.35302424).
@@ -204,8 +205,24 @@ class FashionMnist(tfds.image_classification.FashionMNIST, skip_registration=Tru
             return
         images = _read(data_path, "images").reshape(num_examples, IMAGE_SIZE, IMAGE_SIZE, 1)
         labels = _read(label_path, "labels").astype(np.int64)
-        for index, (image, label) in enumerate(zip(images, labels)):
-            yield index, {"image": image, "label": label}
+        for index, (png, label) in enumerate(zip(_encode_png(images), labels)):
+            yield index, {"image": png, "label": label}
+
+
+def _encode_png(images: np.ndarray) -> Iterator[bytes]:
+    """Each image as the PNG bytes tfds's ``Image`` feature would write for it.
+
+    The feature would encode them one eager TensorFlow call at a time; the same
+    ``encode_png`` mapped in a tf.data pipeline gives the same bytes in parallel, and the
+    feature stores bytes as they are (docs/data.md, "Fashion-MNIST").
+    """
+    encoded = (
+        tf.data.Dataset.from_tensor_slices(images)
+        .map(tf.io.encode_png, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(_ENCODE_BATCH)
+    )
+    for batch in encoded.as_numpy_iterator():
+        yield from batch
 
 
 def _search(builder: tfds.core.DatasetBuilder) -> list[Path]:
