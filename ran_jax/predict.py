@@ -13,6 +13,7 @@ from __future__ import annotations
 from absl import app, flags
 
 from ran_jax import cli
+from ran_jax.data import pillow_decode
 from ran_jax.training import inference, run_file, trained
 
 
@@ -30,7 +31,9 @@ def predict(
     if top < 1:
         raise ValueError(f"--top must be positive, got {top}.")
     info = run_file.read(workdir)[1]
-    # The data layer (and TensorFlow, seconds to import) only once the run has been found.
+    for path in paths:
+        pillow_decode.require_file(path)
+    # The data layer (and TensorFlow, seconds to import) only once the run and images are found.
     from ran_jax.data import image_files
 
     views = image_files.eval_views(paths, info)

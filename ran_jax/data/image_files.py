@@ -9,7 +9,6 @@ network was trained on). Image folders read their files the same way (``image_fo
 
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
@@ -33,8 +32,7 @@ def read_image(path: str, channels: int) -> tf.Tensor:
     Files that TensorFlow reads as a viewer does are decoded by it, as training decodes them;
     the others by Pillow (``pillow_decode.needs_pillow``).
     """
-    if not os.path.isfile(path):
-        raise ValueError(f"Image {path} does not exist or is not a file.")
+    pillow_decode.require_file(path)
     if pillow_decode.needs_pillow(path):
         return tf.constant(pillow_decode.pixels(path, channels))
     try:

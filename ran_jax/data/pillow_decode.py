@@ -24,6 +24,7 @@ No TensorFlow here.
 
 from __future__ import annotations
 
+import os
 import struct
 
 import numpy as np
@@ -51,6 +52,12 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct
 
 class UnreadableImageError(ValueError):
     """An image file that cannot be read; the message names it and says why."""
+
+
+def require_file(path: str) -> None:
+    """A ValueError naming ``path`` unless it is a file (checked before any decoder loads)."""
+    if not os.path.isfile(path):
+        raise ValueError(f"Image {path} does not exist or is not a file.")
 
 
 def _fail(path: str, reason: str) -> UnreadableImageError:
