@@ -12,7 +12,7 @@ from pathlib import Path
 from helpers import ROOT
 
 # Long enough for five interrupted starts in a row (test_reliability.py), each a few steps.
-STEPS, EVERY = 60, 20
+STEPS, EVERY = 30, 10
 EVAL_EXAMPLES = 64  # the evaluations stay on, on a slice of the test split
 
 CONFIG = """
