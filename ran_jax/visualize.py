@@ -17,7 +17,7 @@ from absl import app, flags
 
 from ran_jax import cli
 from ran_jax.analysis import pictures
-from ran_jax.data import image_files, input_pipeline
+from ran_jax.data import image_files, input_pipeline, pillow_decode
 from ran_jax.data.info import DataNotFoundError, DataReadError
 from ran_jax.training import trained
 
@@ -33,6 +33,8 @@ def visualize(
     """Writes one PNG per image to ``out``; returns their paths."""
     if num < 1 and not images:
         raise ValueError("--num must be positive, or name files with --images.")
+    for path in images:  # before the checkpoint is loaded, as predict does
+        pillow_decode.require_file(path)
     run = trained.load(workdir, checkpoint)
     if images:
         inputs = image_files.eval_views(images, run.dataset)
