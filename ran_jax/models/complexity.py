@@ -54,7 +54,7 @@ def complexity(model: nn.Module, image_size: int | tuple[int, int]) -> Complexit
     def record(next_fun, args, kwargs, context):
         out = next_fun(*args, **kwargs)
         module = context.module
-        if context.method_name != "__call__" or module.is_initializing():
+        if context.method_name != "__call__":
             return out
         if isinstance(module, (nn.Conv, PointwiseConv, nn.Dense)):
             macs.append(_layer_macs(module, out))
@@ -66,9 +66,12 @@ def complexity(model: nn.Module, image_size: int | tuple[int, int]) -> Complexit
             stage_shapes["head"] = tuple(out.shape)
         return out
 
-    variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), images)
+    # One abstract trace: initialising also runs the network once, so it gives the output
+    # and, after each layer's call, that layer's kernel.
     with nn.intercept_methods(record):
-        output = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, images)
+        output, variables = jax.eval_shape(
+            lambda x: model.init_with_output(jax.random.key(0), x, train=False), images
+        )
     return Complexity(
         params=count_leaves(variables["params"]),
         batch_stats=count_leaves(variables.get("batch_stats", {})),
