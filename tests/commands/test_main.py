@@ -25,7 +25,7 @@ def _tiny_config(data_dir):
     c = configs.base()
     c.dataset, c.data_dir = "cluttered_digits", data_dir
     c.model_overrides.widths = (2, 2, 2)
-    c.model_overrides.modules = (1, 0, 0)
+    c.model_overrides.modules = (0, 0, 1)
     c.batch_size = 32
     c.shuffle_buffer = 64
     c.num_train_steps = 3
@@ -62,7 +62,7 @@ def test_stopping_and_rerunning_continues_from_the_checkpoint(tmp_path, digits_d
     evals = [m for m in lines if "eval_top1" in m]
     assert [m["step"] for m in evals] == [3, 5]
     assert all(0.0 <= m["eval_top1"] <= m["eval_top5"] <= 1.0 for m in evals)
-    assert all(m["eval_localisation_stage1"] > 0 for m in evals)  # digits have boxes
+    assert all(m["eval_localisation_stage3"] > 0 for m in evals)  # digits have boxes
     events = [n for n in os.listdir(workdir) if n.startswith("events.out.tfevents")]
     pictures = [
         (event.step, value.tag)

@@ -40,7 +40,7 @@ def run(tmp_path_factory):
     c = _experiment_config()
     c.data_dir = str(base / "tfds")
     c.model_overrides.widths = (2, 2, 2)
-    c.model_overrides.modules = (1, 0, 0)
+    c.model_overrides.modules = (0, 0, 1)
     c.batch_size, c.shuffle_buffer = 4, 16
     c.num_train_steps = c.eval_every_steps = c.checkpoint_every_steps = 2
     c.log_every_steps = 1
@@ -60,7 +60,7 @@ def test_the_run_file_holds_the_data_set_and_its_readable_class_names(run):
     with open(os.path.join(run["workdir"], "metrics.jsonl")) as f:
         evals = [m for m in map(json.loads, f) if "eval_top1" in m]
     assert [m["step"] for m in evals] == [2]
-    assert 0 <= evals[0]["eval_localisation_stage1"]  # the boxes give the score on photos
+    assert 0 <= evals[0]["eval_localisation_stage3"]  # the boxes give the score on photos
 
 
 def test_evaluate_predict_export_and_visualize_work_on_the_run(run, tmp_path):
@@ -83,4 +83,4 @@ def test_evaluate_predict_export_and_visualize_work_on_the_run(run, tmp_path):
     pictures = visualize.visualize(run["workdir"], str(tmp_path / "masks"), [], num=2)
     assert len(pictures["pictures"]) == 2
     assert all(os.path.getsize(p) > 1000 for p in pictures["pictures"])
-    assert np.isfinite(evaluation["eval_loss"]) and "eval_localisation_stage1" in evaluation
+    assert np.isfinite(evaluation["eval_loss"]) and "eval_localisation_stage3" in evaluation

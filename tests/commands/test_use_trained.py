@@ -39,7 +39,7 @@ def run(tmp_path_factory):
     c.dataset = f"image_folder:{folder}"
     c.image_size, c.eval_image_size = 32, 40
     c.model_overrides.widths = (2, 2, 2)
-    c.model_overrides.modules = (1, 0, 0)
+    c.model_overrides.modules = (0, 0, 1)
     c.batch_size = 4
     c.shuffle_buffer = 32
     c.num_train_steps = 4

@@ -365,7 +365,7 @@ def get_config():
     c.dataset = "image_folder:{root}"
     c.image_size = 24
     c.model_overrides.widths = (2, 2, 2)
-    c.model_overrides.modules = (1, 0, 0)
+    c.model_overrides.modules = (0, 0, 1)
     c.batch_size, c.shuffle_buffer = 1, 1  # one image a step, in the files' order
     c.num_train_steps = 10
     c.log_every_steps = c.checkpoint_every_steps = 1

@@ -30,7 +30,7 @@ def config(data_dir: str, parallelism: str):
     c = configs.base()
     c.dataset, c.data_dir = "cluttered_digits", data_dir
     c.model_overrides.widths = (2, 2, 2)
-    c.model_overrides.modules = (1, 0, 0)
+    c.model_overrides.modules = (0, 0, 1)
     c.batch_size = 8  # global: 2 examples per device on 4 devices
     c.shuffle_buffer = 64
     c.num_train_steps = STEPS

@@ -15,6 +15,9 @@ from helpers import ROOT
 STEPS, EVERY = 30, 10
 EVAL_EXAMPLES = 64  # the evaluations stay on, on a slice of the test split
 
+# One Attention Module, in the last stage: its one-level soft mask is the quickest to trace,
+# compile and run (a start took 15.5 s against 21 s with the module in the first stage).
+
 CONFIG = """
 from ran_jax import configs
 
@@ -23,7 +26,7 @@ def get_config():
     c = configs.base()
     c.dataset, c.data_dir = "cluttered_digits", {data_dir!r}
     c.model_overrides.widths = (2, 2, 2)
-    c.model_overrides.modules = (1, 0, 0)
+    c.model_overrides.modules = (0, 0, 1)
     c.batch_size = 16
     c.shuffle_buffer = 256
     c.num_train_steps = {steps}

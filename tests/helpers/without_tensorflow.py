@@ -83,7 +83,7 @@ def main(workdir: str, *benchmark_flags: str) -> None:
 
     config = configs.base()
     config.model_overrides.widths = (2, 2, 2)
-    config.model_overrides.modules = (1, 0, 0)
+    config.model_overrides.modules = (0, 0, 1)
     config.batch_size, config.num_train_steps = 4, 2
     config.eval_every_steps = config.checkpoint_every_steps = config.log_every_steps = 2
     state = loop.train_and_evaluate(config, workdir, SyntheticData(config.batch_size))

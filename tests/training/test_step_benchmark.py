@@ -4,7 +4,7 @@ import pytest
 
 from ran_jax.training import step_benchmark
 
-TINY = {"widths": (2, 2, 2), "modules": (1, 0, 0)}
+TINY = {"widths": (2, 2, 2), "modules": (0, 0, 1)}
 KEYS = {
     "model",
     "batch_size",
