@@ -5,6 +5,7 @@ line. Skipped where the package is not installed (``.ci/run`` installs it where 
 import gzip
 import json
 import os
+import re
 import shutil
 
 import jax
@@ -72,44 +73,65 @@ def test_a_small_attention_network_learns_the_real_images(tmp_path, optimised):
     assert {f"eval_localisation_stage{i}" for i in (1, 2, 3)} <= final.keys()
 
 
-@pytest.mark.parametrize(
-    "damage, message",
-    [
-        (
-            lambda d: (d / "t10k-labels-idx1-ubyte.gz").write_bytes(
-                (d / "t10k-labels-idx1-ubyte.gz").read_bytes()[:-200]
-            ),
-            "t10k-labels-idx1-ubyte.gz",
+DAMAGES = {
+    "truncated gzip": (
+        lambda d: (d / "t10k-labels-idx1-ubyte.gz").write_bytes(
+            (d / "t10k-labels-idx1-ubyte.gz").read_bytes()[:-200]
         ),
-        (
-            lambda d: (d / "train-labels-idx1-ubyte.gz").write_bytes(
-                (d / "train-images-idx3-ubyte.gz").read_bytes()
-            ),
-            "train-labels-idx1-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ),
+    "swapped files": (
+        lambda d: (d / "train-labels-idx1-ubyte.gz").write_bytes(
+            (d / "train-images-idx3-ubyte.gz").read_bytes()
         ),
-        (
-            lambda d: (d / "t10k-images-idx3-ubyte.gz").write_bytes(
-                gzip.compress(gzip.open(d / "t10k-images-idx3-ubyte.gz").read()[: 16 + 784 * 9000])
-            ),
-            "t10k-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+    ),
+    "short of images": (
+        lambda d: (d / "t10k-images-idx3-ubyte.gz").write_bytes(
+            gzip.compress(gzip.open(d / "t10k-images-idx3-ubyte.gz").read()[: 16 + 784 * 9000])
         ),
-    ],
-    ids=["truncated gzip", "swapped files", "short of images"],
-)
-def test_damaged_files_are_refused_in_one_line_with_nothing_written(tmp_path, damage, message):
+        "t10k-images-idx3-ubyte.gz",
+    ),
+}
+
+
+def _damaged(tmp_path, kind: str) -> str:
+    """A tfds data_dir whose manual folder holds the four files, one damaged as ``kind``
+    says; returns the name of the file the error must give."""
     manual = tmp_path / "tfds" / "downloads" / "manual"
     shutil.copytree(fashion_mnist.DEBIAN_DIR, manual)
+    damage, message = DAMAGES[kind]
     damage(manual)
-    workdir = tmp_path / "run"
+    return message
+
+
+def _assert_nothing_written(tmp_path):
+    assert not (tmp_path / "run").exists()
+    assert sorted(p.name for p in (tmp_path / "tfds").iterdir()) == ["downloads"]
+
+
+def test_the_command_refuses_a_damaged_file_in_one_line_with_nothing_written(tmp_path):
+    message = _damaged(tmp_path, "truncated gzip")
     result = commands.run(
         "main",
         "--config=experiments/fashion_mnist_budget.py",
-        f"--workdir={workdir}",
+        f"--workdir={tmp_path / 'run'}",
         f"--config.data_dir={tmp_path / 'tfds'}",
     )
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode != 0 and len(errors) == 1, result.stderr[-2000:]
     assert message in errors[0] and "dataset-fashion-mnist" in errors[0]
     assert "Traceback" not in result.stderr
-    assert not workdir.exists()
-    assert sorted(p.name for p in (tmp_path / "tfds").iterdir()) == ["downloads"]
+    _assert_nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["swapped files", "short of images"])
+def test_other_damage_is_refused_in_one_line_with_nothing_written(tmp_path, kind):
+    """The command's own check (``loop.open_data``, whose one-line error the command prints,
+    as the test above shows), here in this process."""
+    message = _damaged(tmp_path, kind)
+    config = _config(str(tmp_path / "tfds"))
+    with pytest.raises(loop.SetupError, match=re.escape(message)) as error:
+        loop.open_data(config, str(tmp_path / "run"), input_pipeline.DataSet)
+    assert "\n" not in str(error.value) and "dataset-fashion-mnist" in str(error.value)
+    _assert_nothing_written(tmp_path)
