@@ -105,6 +105,7 @@ def _assert_gradients_finite_and_nonzero(model, variables, x):
     assert not zero, f"parameters with all-zero gradients: {zero}"
 
 
+@pytest.mark.slow  # gradients of a whole network: compiles for seconds
 def test_gradients_reach_every_parameter(tiny):
     model, _, variables, x = tiny
     _assert_gradients_finite_and_nonzero(model, variables, x)
@@ -147,6 +148,7 @@ def test_remat_keeps_parameters_loss_and_gradients():
     chex.assert_trees_all_close(remat_out, plain_out, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # runs a whole network op by op: seconds
 def test_jit_equals_eager(tiny):
     model, _, variables, x = tiny
     eager = model.apply(variables, x)
@@ -167,6 +169,7 @@ def test_bfloat16_compute_with_float32_params_stays_close(tiny):
     assert float(jnp.abs(out - ref).max()) <= 0.05 * scale + 0.02
 
 
+@pytest.mark.slow  # compiles a whole network twice, in training mode: seconds
 def test_cross_replica_batchnorm_equals_whole_batch(tiny):
     """With axis_name, BN statistics average over replicas: 2 shards of 4 == one batch of 8."""
     model, _, variables, x = tiny

@@ -17,7 +17,8 @@ KEYS = {
 }
 
 
-@pytest.mark.parametrize("mode", ["train", "eval"])
+# The train step's compile takes seconds: the full suite's; eval keeps the module in the fast tier.
+@pytest.mark.parametrize("mode", [pytest.param("train", marks=pytest.mark.slow), "eval"])
 def test_figures_are_consistent(mode):
     r = step_benchmark.run(
         "cifar_attention56", 8, 16, mode=mode, steps=3, warmup=1, model_overrides=TINY
