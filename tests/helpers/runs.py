@@ -16,7 +16,7 @@ STEPS, EVERY = 30, 10
 EVAL_EXAMPLES = 64  # the evaluations stay on, on a slice of the test split
 
 # One Attention Module, in the last stage: its one-level soft mask is the quickest to trace,
-# compile and run (a start took 15.5 s against 21 s with the module in the first stage).
+# compile and run (docs/performance.md, "End to end").
 
 CONFIG = """
 from ran_jax import configs
