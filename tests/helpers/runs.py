@@ -15,9 +15,6 @@ from helpers import ROOT
 STEPS, EVERY = 30, 10
 EVAL_EXAMPLES = 64  # the evaluations stay on, on a slice of the test split
 
-# One Attention Module, in the last stage: its one-level soft mask is the quickest to trace,
-# compile and run (docs/performance.md, "End to end").
-
 CONFIG = """
 from ran_jax import configs
 
@@ -26,6 +23,8 @@ def get_config():
     c = configs.base()
     c.dataset, c.data_dir = "cluttered_digits", {data_dir!r}
     c.model_overrides.widths = (2, 2, 2)
+    # one Attention Module, in the last stage: its one-level soft mask is the quickest to
+    # trace, compile and run (docs/performance.md, "End to end")
     c.model_overrides.modules = (0, 0, 1)
     c.batch_size = 16
     c.shuffle_buffer = 256
