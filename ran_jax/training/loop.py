@@ -67,14 +67,15 @@ def check_workdir(workdir: str) -> None:
 
 
 def open_data(config: ml_collections.ConfigDict, workdir: str, opener: DataOpener) -> DataSource:
-    """Checks every config value and the workdir, then opens the data set with ``opener``
-    (``data.input_pipeline.DataSet``): a ``SetupError`` (or ``DataNotFoundError``) in one
-    line before anything is written or downloaded in vain."""
+    """Checks every config value and the workdir (writable, and held by no other run), then
+    opens the data set with ``opener`` (``data.input_pipeline.DataSet``): a ``SetupError``
+    (or ``DataNotFoundError``) in one line before anything is written or downloaded in vain."""
     try:
         validate(config, jax.device_count())
         check_workdir(workdir)
+        WorkdirLock(workdir).check()  # taken later, by train_and_evaluate
         return opener(config)
-    except ValueError as e:
+    except (ValueError, WorkdirInUseError) as e:
         raise SetupError(str(e)) from e
 
 

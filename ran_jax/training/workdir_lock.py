@@ -73,6 +73,33 @@ class WorkdirLock:
         except (OSError, ValueError):
             return {}  # half written by a process that died at that moment: stale
 
+    def _refusal(self, holder: dict, host: str) -> str | None:
+        """Why ``holder`` (the lock file's content) keeps this host's run out; None where the
+        lock is free or stale."""
+        if holder and holder.get("host") != host:
+            return (
+                f"{os.path.dirname(self.path)} is in use by a training run on host "
+                f"{holder.get('host')} (pid {holder.get('pid')}, started "
+                f"{holder.get('started')}); wait for it to end, or, if it is gone, delete "
+                f"{self.path} and start again."
+            )
+        if holder and _alive(holder):
+            return (
+                f"{os.path.dirname(self.path)} is in use by another training run: pid "
+                f"{holder['pid']} on this host ({holder['host']}), started "
+                f"{holder.get('started')}. Wait for it to end or stop it, or use another "
+                "--workdir."
+            )
+        return None
+
+    def check(self) -> None:
+        """Raises ``WorkdirInUseError`` where another run holds the workdir; takes nothing and
+        writes nothing, so a run can be refused before it opens (or prepares) its data."""
+        if os.path.exists(self.path):
+            refusal = self._refusal(self._holder(), socket.gethostname())
+            if refusal:
+                raise WorkdirInUseError(refusal)
+
     def acquire(self) -> None:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         me = {
@@ -86,20 +113,9 @@ class WorkdirLock:
                 self._held = True
                 return
             holder = self._holder()
-            if holder and holder.get("host") != me["host"]:
-                raise WorkdirInUseError(
-                    f"{os.path.dirname(self.path)} is in use by a training run on host "
-                    f"{holder.get('host')} (pid {holder.get('pid')}, started "
-                    f"{holder.get('started')}); wait for it to end, or, if it is gone, delete "
-                    f"{self.path} and start again."
-                )
-            if holder and _alive(holder):
-                raise WorkdirInUseError(
-                    f"{os.path.dirname(self.path)} is in use by another training run: pid "
-                    f"{holder['pid']} on this host ({holder['host']}), started "
-                    f"{holder.get('started')}. Wait for it to end or stop it, or use another "
-                    "--workdir."
-                )
+            refusal = self._refusal(holder, me["host"])
+            if refusal:
+                raise WorkdirInUseError(refusal)
             logging.warning(
                 "Taking over %s: the run that held it (pid %s on %s) is gone.",
                 self.path,

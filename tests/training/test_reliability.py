@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import time
 
 import jax
@@ -29,6 +30,7 @@ from helpers.runs import (
     wait_for_first_checkpoint,
     write_setup,
 )
+from ran_jax import configs
 from ran_jax.data import input_pipeline
 from ran_jax.training import checkpointing, loop
 from ran_jax.training.checkpointing import CheckpointMismatchError
@@ -220,6 +222,27 @@ def test_a_second_run_on_a_held_workdir_is_refused_naming_the_holder_and_writes_
     (line,) = _error_lines(err)
     assert f"is in use by another training run: pid {os.getpid()} on this host" in line
     assert holder["host"] in line
+
+
+def test_a_held_workdir_is_refused_before_the_data_set_is_opened(tmp_path):
+    """``loop.open_data`` (the command's first step) checks the lock before it opens, or
+    prepares, any data; a lock whose process is gone does not stop it."""
+    config = configs.quickstart()
+    lock = WorkdirLock(str(tmp_path))
+    lock.acquire()
+
+    def opener(config):
+        raise AssertionError("the data set was opened for a held workdir")
+
+    try:
+        with pytest.raises(
+            loop.SetupError, match=f"in use by another training run: pid {os.getpid()}"
+        ):
+            loop.open_data(config, str(tmp_path), opener)
+    finally:
+        lock.release()
+    (tmp_path / "lock.json").write_text(json.dumps({"host": socket.gethostname(), "pid": 0}))
+    assert loop.open_data(config, str(tmp_path), lambda c: "opened") == "opened"  # stale
 
 
 def _loss_by_step(workdir) -> dict[int, float]:
