@@ -6,7 +6,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from helpers import commands
+from helpers import TINY, commands
 from ran_jax import configs
 from ran_jax.analysis.pictures import AttentionPictures
 from ran_jax.data import input_pipeline
@@ -24,8 +24,7 @@ def digits_dir(cluttered_digits_dir):
 def _tiny_config(data_dir):
     c = configs.base()
     c.dataset, c.data_dir = "cluttered_digits", data_dir
-    c.model_overrides.widths = (2, 2, 2)
-    c.model_overrides.modules = (0, 0, 1)
+    c.model_overrides.update(TINY)
     c.batch_size = 32
     c.shuffle_buffer = 64
     c.num_train_steps = 3

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, TINY
 from helpers import tiny_imagenet_archive as archive
 from ran_jax import export, predict, visualize
 from ran_jax.data import input_pipeline, tiny_imagenet
@@ -39,8 +39,7 @@ def run(tmp_path_factory):
     archive.make(manual / tiny_imagenet.ARCHIVE)
     c = _experiment_config()
     c.data_dir = str(base / "tfds")
-    c.model_overrides.widths = (2, 2, 2)
-    c.model_overrides.modules = (0, 0, 1)
+    c.model_overrides.update(TINY)
     c.batch_size, c.shuffle_buffer = 4, 16
     c.num_train_steps = c.eval_every_steps = c.checkpoint_every_steps = 2
     c.log_every_steps = 1

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import commands, folder_images
+from helpers import TINY, commands, folder_images
 from ran_jax import configs, export, predict
 from ran_jax.data import image_files, input_pipeline, preprocess
 from ran_jax.data.datasets import IMAGENET_NORMALISATION
@@ -38,8 +38,7 @@ def run(tmp_path_factory):
     c = configs.base()
     c.dataset = f"image_folder:{folder}"
     c.image_size, c.eval_image_size = 32, 40
-    c.model_overrides.widths = (2, 2, 2)
-    c.model_overrides.modules = (0, 0, 1)
+    c.model_overrides.update(TINY)
     c.batch_size = 4
     c.shuffle_buffer = 32
     c.num_train_steps = 4

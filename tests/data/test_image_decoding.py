@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from helpers import commands, folder_images
+from helpers import TINY, commands, folder_images
 from ran_jax.data import image_files, image_folder, pillow_decode, preprocess
 from ran_jax.data import input_pipeline as ip
 from ran_jax.data.datasets import IMAGENET_NORMALISATION
@@ -364,8 +364,7 @@ def get_config():
     c = configs.base()
     c.dataset = "image_folder:{root}"
     c.image_size = 24
-    c.model_overrides.widths = (2, 2, 2)
-    c.model_overrides.modules = (0, 0, 1)
+    c.model_overrides.update({tiny!r})
     c.batch_size, c.shuffle_buffer = 1, 1  # one image a step, in the files' order
     c.num_train_steps = 10
     c.log_every_steps = c.checkpoint_every_steps = 1
@@ -382,7 +381,7 @@ def test_training_stops_at_a_truncated_jpeg_with_one_line_naming_it(tmp_path):
     bad = root / "train" / "bars" / "cut.jpg"
     bad.write_bytes(_truncated_jpeg())
     config = tmp_path / "tiny.py"
-    config.write_text(TINY_CONFIG.format(root=root))
+    config.write_text(TINY_CONFIG.format(root=root, tiny=TINY))
     failing_step = image_folder.builder(str(root)).files("train").index(str(bad)) + 1
     workdir = tmp_path / "run"
     proc = commands.run("main", f"--config={config}", f"--workdir={workdir}")

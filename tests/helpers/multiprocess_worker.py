@@ -10,12 +10,15 @@ checkpoint that run wrote into a fresh state. Evaluation runs on the first 8 tes
 """
 
 import json
+import os
 import sys
 from unittest import mock
 
 import jax
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
+from helpers import TINY
 from ran_jax import configs
 from ran_jax.data import input_pipeline
 from ran_jax.training import checkpointing, loop
@@ -29,8 +32,7 @@ STEPS = 2  # the second step runs the state the first returned, as every later o
 def config(data_dir: str, parallelism: str):
     c = configs.base()
     c.dataset, c.data_dir = "cluttered_digits", data_dir
-    c.model_overrides.widths = (2, 2, 2)
-    c.model_overrides.modules = (0, 0, 1)
+    c.model_overrides.update(TINY)
     c.batch_size = 8  # global: 2 examples per device on 4 devices
     c.shuffle_buffer = 64
     c.num_train_steps = STEPS

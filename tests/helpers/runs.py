@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import ROOT
+from helpers import ROOT, TINY
 
 # Long enough for five interrupted starts in a row (test_reliability.py), each a few steps.
 STEPS, EVERY = 30, 10
@@ -22,10 +22,7 @@ from ran_jax import configs
 def get_config():
     c = configs.base()
     c.dataset, c.data_dir = "cluttered_digits", {data_dir!r}
-    c.model_overrides.widths = (2, 2, 2)
-    # one Attention Module, in the last stage: its one-level soft mask is the quickest to
-    # trace, compile and run (docs/performance.md, "End to end")
-    c.model_overrides.modules = (0, 0, 1)
+    c.model_overrides.update({tiny!r})
     c.batch_size = 16
     c.shuffle_buffer = 256
     c.num_train_steps = {steps}
@@ -111,6 +108,7 @@ def write_setup(base: Path, data_dir: str) -> dict:
     config_path.write_text(
         CONFIG.format(
             data_dir=data_dir,
+            tiny=TINY,
             steps=STEPS,
             every=EVERY,
             boundary=STEPS // 2,

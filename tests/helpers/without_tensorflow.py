@@ -9,10 +9,14 @@ synthetic batches with the real training loop (checkpoints, metrics, evaluation)
 
 import importlib
 import json
+import os
 import runpy
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
+from helpers import TINY
 
 # As if they were not installed: ``import`` raises ModuleNotFoundError and
 # ``importlib.util.find_spec`` (which libraries use to probe for TensorFlow) returns None.
@@ -82,8 +86,7 @@ def main(workdir: str, *benchmark_flags: str) -> None:
     from ran_jax.training import loop
 
     config = configs.base()
-    config.model_overrides.widths = (2, 2, 2)
-    config.model_overrides.modules = (0, 0, 1)
+    config.model_overrides.update(TINY)
     config.batch_size, config.num_train_steps = 4, 2
     config.eval_every_steps = config.checkpoint_every_steps = config.log_every_steps = 2
     state = loop.train_and_evaluate(config, workdir, SyntheticData(config.batch_size))

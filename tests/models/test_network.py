@@ -9,6 +9,7 @@ import numpy as np
 import optax
 import pytest
 
+from helpers import TINY
 from ran_jax.models import get_model
 from ran_jax.models.complexity import complexity
 from ran_jax.models.layers import pooled_size
@@ -120,7 +121,7 @@ def test_resnext_network_at_odd_size_has_gradients_for_every_parameter():
 
 @pytest.mark.slow  # gradients of a whole network: compiles for seconds
 def test_remat_keeps_parameters_loss_and_gradients():
-    model = get_model("cifar_attention56", 10, widths=(2, 2, 2), modules=(0, 0, 1))
+    model = get_model("cifar_attention56", 10, **TINY)
     remat = model.clone(remat=True)
     x = jax.random.normal(jax.random.key(4), (2, 16, 16, 3))
     variables = jax.jit(model.init)(jax.random.key(0), x)

@@ -2,9 +2,9 @@
 
 import pytest
 
+from helpers import TINY
 from ran_jax.training import step_benchmark
 
-TINY = {"widths": (2, 2, 2), "modules": (0, 0, 1)}
 KEYS = {
     "model",
     "batch_size",
