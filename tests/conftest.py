@@ -1,8 +1,14 @@
-"""Test-wide settings: CPU only, quiet TensorFlow. Runs before JAX is first imported."""
+"""Test-wide settings: CPU only, quiet TensorFlow. Runs before JAX is first imported.
+
+Also the xdist scheduler that starts the slowest files first, and ``--cpu-report``.
+"""
 
 import fcntl
+import json
 import os
+import resource
 import tempfile
+import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Tests compile the same tiny steps in many processes (CLI runs, resumed runs): a persistent
@@ -94,3 +100,71 @@ def pytest_xdist_make_scheduler(config, log):
             super()._assign_work_unit(node)
 
     return SlowFilesFirst(config, log)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--cpu-report",
+        metavar="FILE",
+        help="write one JSON line per test to FILE (wall and CPU seconds of the test's "
+        "process and of the processes it waited for, XLA compile seconds) and print the CPU "
+        "seconds of the costliest files at the end",
+    )
+
+
+def pytest_configure(config):
+    path = config.getoption("cpu_report")
+    if path and not hasattr(config, "workerinput"):  # before xdist starts its workers
+        open(path, "w").close()
+
+
+_COMPILE = {"seconds": 0.0, "listening": False}
+
+
+def _count_compile(event: str, seconds: float, **_) -> None:
+    if event == "/jax/core/compile/backend_compile_duration":
+        _COMPILE["seconds"] += seconds
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """--cpu-report: where the suite's CPU goes. A command a test runs in a subprocess counts
+    as the test's once it has been waited for, which --durations shows as waiting."""
+    path = item.config.getoption("cpu_report")
+    if not path:
+        yield
+        return
+    if not _COMPILE["listening"]:
+        import jax.monitoring
+
+        jax.monitoring.register_event_duration_secs_listener(_count_compile)
+        _COMPILE["listening"] = True
+    before = (time.time(), time.process_time(), _children_cpu(), _COMPILE["seconds"])
+    yield
+    after = (time.time(), time.process_time(), _children_cpu(), _COMPILE["seconds"])
+    wall, cpu, children, compile_seconds = (b - a for a, b in zip(before, after))
+    line = dict(
+        test=item.nodeid, wall=wall, cpu=cpu, children_cpu=children, compile=compile_seconds
+    )
+    with open(path, "a") as f:  # one short write: the workers' lines do not interleave
+        f.write(json.dumps(line) + "\n")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    path = config.getoption("cpu_report")
+    if not path or not os.path.exists(path) or hasattr(config, "workerinput"):
+        return
+    by_file: dict[str, float] = {}
+    with open(path) as f:
+        for line in map(json.loads, f):
+            name = line["test"].split("::")[0]
+            by_file[name] = by_file.get(name, 0.0) + line["cpu"] + line["children_cpu"]
+    terminalreporter.section(f"CPU seconds by file, with subprocesses ({path})")
+    for name, seconds in sorted(by_file.items(), key=lambda kv: -kv[1])[:15]:
+        terminalreporter.write_line(f"{seconds:7.1f}  {name}")
+    terminalreporter.write_line(f"{sum(by_file.values()):7.1f}  in all")
