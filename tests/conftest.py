@@ -114,11 +114,16 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     path = config.getoption("cpu_report")
-    if path and not hasattr(config, "workerinput"):  # before xdist starts its workers
+    if not path:
+        return
+    if not hasattr(config, "workerinput"):  # before xdist starts its workers
         open(path, "w").close()
+    import jax.monitoring
+
+    jax.monitoring.register_event_duration_secs_listener(_count_compile)
 
 
-_COMPILE = {"seconds": 0.0, "listening": False}
+_COMPILE = {"seconds": 0.0}
 
 
 def _count_compile(event: str, seconds: float, **_) -> None:
@@ -134,11 +139,6 @@ def pytest_runtest_protocol(item, nextitem):
     if not path:
         yield
         return
-    if not _COMPILE["listening"]:
-        import jax.monitoring
-
-        jax.monitoring.register_event_duration_secs_listener(_count_compile)
-        _COMPILE["listening"] = True
     before = (time.time(), time.process_time(), _children_cpu(), _COMPILE["seconds"])
     yield
     after = (time.time(), time.process_time(), _children_cpu(), _COMPILE["seconds"])
@@ -157,7 +157,7 @@ def _children_cpu() -> float:
 
 def pytest_terminal_summary(terminalreporter, config):
     path = config.getoption("cpu_report")
-    if not path or not os.path.exists(path) or hasattr(config, "workerinput"):
+    if not path or hasattr(config, "workerinput"):
         return
     by_file: dict[str, float] = {}
     with open(path) as f:

@@ -95,10 +95,9 @@ class WorkdirLock:
     def check(self) -> None:
         """Raises ``WorkdirInUseError`` where another run holds the workdir; takes nothing and
         writes nothing, so a run can be refused before it opens (or prepares) its data."""
-        if os.path.exists(self.path):
-            refusal = self._refusal(self._holder(), socket.gethostname())
-            if refusal:
-                raise WorkdirInUseError(refusal)
+        refusal = self._refusal(self._holder(), socket.gethostname())  # {} where no file
+        if refusal:
+            raise WorkdirInUseError(refusal)
 
     def acquire(self) -> None:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
