@@ -15,6 +15,7 @@ import sys
 import traceback
 
 import jax
+import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -24,11 +25,14 @@ from ran_jax.data.info import DataNotFoundError, DataReadError
 from ran_jax.training import host_allocator, loop
 
 
-def _define_flags() -> tuple[flags.FlagHolder, config_flags.ConfigFlagHolder]:
-    workdir = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
-    config = config_flags.DEFINE_config_file("config", None, "Experiment file.", lock_config=True)
-    flags.mark_flags_as_required(["config", "workdir"])
-    return workdir, config
+def _define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    flags.DEFINE_string(
+        "workdir", None, "Directory for checkpoints and metrics.", flag_values=flag_values
+    )
+    config_flags.DEFINE_config_file(
+        "config", None, "Experiment file.", flag_values=flag_values, lock_config=True
+    )
+    flags.mark_flags_as_required(["config", "workdir"], flag_values=flag_values)
 
 
 def _config_path(argv: list[str]) -> str | None:
@@ -58,11 +62,11 @@ def _raised_in_config(error: BaseException, path: str | None) -> str | None:
     return None
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
+def _parse_flags(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> list[str]:
     """absl's flag parsing, with config file and key errors reduced to one clear line."""
     try:
-        args = flags.FLAGS(argv)
-        flags.FLAGS.config.model  # noqa: B018 - loads the config file now, so its errors surface
+        args = flag_values(argv)
+        flag_values.config.model  # noqa: B018 - loads the config file now, so its errors surface
         return args
     except SyntaxError as e:
         sys.exit(f"error: bad --config: {e.msg} in {e.filename}, line {e.lineno}")
@@ -70,7 +74,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
         where = _raised_in_config(e, _config_path(argv))
         if where:
             sys.exit(f"error: bad --config: {where}")
-        loaded = flags.FLAGS["config"]
+        loaded = flag_values["config"]
         if isinstance(e, flags.Error) and loaded.present and loaded.value is None:
             sys.exit(f"error: bad --config: {_config_path(argv)}: get_config() returned None.")
         if isinstance(e, flags.Error):
@@ -99,6 +103,12 @@ def main(argv: list[str]) -> None:
         jax.device_count(),
         jax.devices()[0].platform,
     )
+    train(config, workdir)
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """Opens the data set, then trains and evaluates (``training/loop.py``). Bad input, a
+    failed check or a non-finite step ends the program with one line, ``error: ...``."""
     try:
         data = loop.open_data(config, workdir, cli.open_data)
         evaluators = [AttentionPictures(data, config.attention_images)]
