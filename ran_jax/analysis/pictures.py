@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from ran_jax.analysis import attention_maps
 from ran_jax.data.info import DataSource
 from ran_jax.models import ResidualAttentionNetwork
+
+if TYPE_CHECKING:  # matplotlib is imported when a picture is drawn: commands start faster
+    from matplotlib.figure import Figure
 
 
 def overlays(image: np.ndarray, found: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -58,7 +59,8 @@ def figure(
     names = list(found)
     pixels = _display(image, normalisation)
     grey = pixels if pixels.ndim == 2 else pixels.mean(-1)
-    # Figures without pyplot: no global state, no display, nothing to close.
+    from matplotlib.figure import Figure  # without pyplot: no global state, nothing to close
+
     fig = Figure(figsize=(2.2 * (len(names) + 1), 4.8), layout="constrained")
     axes = fig.subplots(2, len(names) + 1, squeeze=False)
     axes[0, 0].imshow(pixels, cmap="gray" if pixels.ndim == 2 else None)
@@ -82,6 +84,8 @@ def figure(
 
 def render(fig: Figure) -> np.ndarray:
     """The figure as an RGB uint8 array [H, W, 3] (for TensorBoard)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
@@ -160,6 +164,8 @@ class AttentionPictures:
 def study_plot(study: str, rows: list[dict], path: str, data: str) -> None:
     """A bar chart of a study's test errors on ``data`` (mean and std over seeds) beside the
     paper's figures, for the cells with finished runs (``training.studies``)."""
+    from matplotlib.figure import Figure
+
     done = [r for r in rows if r["runs"]]
     fig = Figure(figsize=(max(4, 0.9 * len(rows)), 3.2), layout="constrained")
     axis = fig.subplots()
