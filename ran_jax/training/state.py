@@ -7,6 +7,7 @@ model for the data set before anything is written.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -28,9 +29,7 @@ def create_train_state(
     config: ml_collections.ConfigDict, model: Any, image_shape: tuple[int, ...]
 ) -> TrainState:
     """Initialises parameters (He init, fixed by ``config.seed``) and the optimizer."""
-    variables = jax.jit(model.init)(
-        jax.random.key(config.seed), jnp.zeros((1, *image_shape), jnp.float32)
-    )
+    variables = _init(model)(jax.random.key(config.seed), jnp.zeros((1, *image_shape), jnp.float32))
     ema = None
     if config.ema_decay:  # a copy: the step donates the state, and no buffer twice
         ema = jax.tree_util.tree_map(jnp.copy, dict(variables))
@@ -46,3 +45,10 @@ def create_train_state(
     # create() starts at the Python int 0, a weakly typed int32 to JAX, while the step returns
     # a strong int32: a new run would compile its train step twice (steps 1 and 2).
     return state.replace(step=jnp.zeros((), jnp.int32))
+
+
+@functools.lru_cache(maxsize=8)
+def _init(model: Any) -> Any:
+    """``model.init``, compiled once per network and input shape in this process: runs of
+    one network (a study's seeds, a resumed run's fresh state) trace and compile it once."""
+    return jax.jit(model.init)
