@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 
-import jax
 import pytest
 import tensorflow_datasets as tfds
 
@@ -26,28 +25,21 @@ pytestmark = [
     ),
 ]
 STEPS = 200
-# Top-1 on the first EVAL_EXAMPLES test images after STEPS steps of the network below, with
-# XLA's optimisations: 64.90% with jax 0.10.2 and 60.20% with jax 0.12.1, measured 2026-12-06
-# on 2 CPU cores, against 10% for chance. The test asks for 50%, which leaves room for another
-# XLA's rounding.
+# Top-1 on the first EVAL_EXAMPLES test images after STEPS steps of the network below: 63.75%
+# with jax 0.10.2 and 67.45% with jax 0.12.1, measured 2026-12-07 on 2 CPU cores, against 10%
+# for chance. The test asks for 50%, which leaves room for another XLA's rounding.
 THRESHOLD = 0.50
 EVAL_EXAMPLES = 2_000
 
 
-@pytest.fixture
-def optimised():
-    """XLA's optimisations, which conftest.py turns off for the suite's tiny networks: here
-    they make the STEPS steps 30% faster for the price of one slower compile."""
-    before = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", False)
-    yield
-    jax.config.update("jax_disable_most_optimizations", before)
-
-
 def _config(data_dir: str):
+    """CIFAR Attention-56 with 4-8 channel bottlenecks and one Attention Module, in the last
+    stage (one in every stage learns as well in three times the CPU time: docs/performance.md,
+    "End to end")."""
     c = configs.cifar("cifar_attention56", dataset="fashion_mnist")
     c.model_overrides.widths = (4, 8, 8)  # outputs 16/32/32 channels
     c.model_overrides.stem_width = 8
+    c.model_overrides.modules = (0, 0, 1)
     c.data_dir, c.batch_size, c.num_train_steps = data_dir, 32, STEPS
     c.eval_examples = EVAL_EXAMPLES
     c.lr_schedule, c.warmup_steps, c.weight_decay = "cosine", 30, 5e-4
@@ -57,7 +49,7 @@ def _config(data_dir: str):
     return c
 
 
-def test_a_small_attention_network_learns_the_real_images(tmp_path, optimised):
+def test_a_small_attention_network_learns_the_real_images(tmp_path):
     config = _config(str(tmp_path / "tfds"))
     workdir = str(tmp_path / "run")
     data = loop.open_data(config, workdir, input_pipeline.DataSet)
@@ -70,7 +62,7 @@ def test_a_small_attention_network_learns_the_real_images(tmp_path, optimised):
         (final,) = [m for m in map(json.loads, f) if "eval_top1" in m]
     assert final["step"] == STEPS and final["eval_top1"] >= THRESHOLD, final
     # the garment's pixels give the attention localisation score (docs/data.md)
-    assert {f"eval_localisation_stage{i}" for i in (1, 2, 3)} <= final.keys()
+    assert final["eval_localisation_stage3"] > 0
 
 
 DAMAGES = {
