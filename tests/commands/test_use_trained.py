@@ -299,7 +299,6 @@ def test_predict_command_prints_the_top_classes_and_a_json_line(run):
         ("evaluate", ["--workdir=/nonexistent"], "error: --workdir=/nonexistent does not exist"),
         ("predict", ["--workdir=WORKDIR", "nope.png"], "error: Image nope.png does not exist"),
         ("export", ["--workdir=WORKDIR", "--out=OUT", "--format=tflite"], "Unknown --format"),
-        ("evaluate", ["--workdir=WORKDIR", "--checkpoint=99"], "has no checkpoint of step 99"),
     ],
 )
 def test_commands_fail_with_one_line_and_no_traceback(run, tmp_path, module, args, message):

@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from helpers import TINY, commands, folder_images
+from helpers import TINY, folder_images
+from ran_jax import main
 from ran_jax.data import image_files, image_folder, pillow_decode, preprocess
 from ran_jax.data import input_pipeline as ip
 from ran_jax.data.datasets import IMAGENET_NORMALISATION
@@ -356,38 +357,25 @@ def test_a_damaged_file_stops_the_stream_in_one_line_naming_it(
     assert str(error.value).startswith(prefix + reason) and "\n" not in str(error.value)
 
 
-TINY_CONFIG = """
-from ran_jax import configs
-
-
-def get_config():
-    c = configs.base()
-    c.dataset = "image_folder:{root}"
-    c.image_size = 24
-    c.model_overrides.update({tiny!r})
-    c.batch_size, c.shuffle_buffer = 1, 1  # one image a step, in the files' order
-    c.num_train_steps = 10
-    c.log_every_steps = c.checkpoint_every_steps = 1
-    c.eval_every_steps = 100
-    c.attention_images = 0
-    return c
-"""
-
-
 @pytest.mark.slow
 def test_training_stops_at_a_truncated_jpeg_with_one_line_naming_it(tmp_path):
-    """``python -m ran_jax.main``: one ``error:`` line, no traceback, checkpoints kept."""
+    """The command's start (``main.train``, here in this process) ends with one ``error:``
+    line, and the checkpoints saved before are kept."""
     root = folder_images.make(tmp_path / "root", train_per_class=2, test_per_class=1)
     bad = root / "train" / "bars" / "cut.jpg"
     bad.write_bytes(_truncated_jpeg())
-    config = tmp_path / "tiny.py"
-    config.write_text(TINY_CONFIG.format(root=root, tiny=TINY))
+    # One image a step, in the files' order.
+    config = folder_images.config(root, image_size=24, batch_size=1, shuffle_buffer=1)
+    config.model_overrides.update(TINY)
+    config.num_train_steps = 10
+    config.log_every_steps = config.checkpoint_every_steps = 1
+    config.eval_every_steps = 100
+    config.attention_images = 0
     failing_step = image_folder.builder(str(root)).files("train").index(str(bad)) + 1
     workdir = tmp_path / "run"
-    proc = commands.run("main", f"--config={config}", f"--workdir={workdir}")
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error")]
-    assert line == (
+    with pytest.raises(SystemExit) as stopped:
+        main.train(config, str(workdir))
+    assert stopped.value.code == (
         f"error: reading image_folder:{root} failed: Cannot read {bad} as an image: "
         f"{TRUNCATED_JPEG} Every checkpoint saved in {workdir} is kept; fix the data and re-run."
     )

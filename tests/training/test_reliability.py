@@ -3,7 +3,7 @@ and twice; one run per workdir; resume on other devices and modes, not on anothe
 count; non-finite steps; checkpoint mismatch and corruption. Small enough for 2 cores: the
 runs are helpers/runs.py's, a tiny network evaluated on 64 examples (eval_examples). One
 workdir takes every interruption in turn and must end bit-identical to the uninterrupted
-reference run, which the other tests copy: eight starts of the command in all."""
+reference run, which the other tests copy: seven starts of the command in all."""
 
 import json
 import os
@@ -30,7 +30,7 @@ from helpers.runs import (
     wait_for_first_checkpoint,
     write_setup,
 )
-from ran_jax import configs
+from ran_jax import configs, main
 from ran_jax.data import input_pipeline
 from ran_jax.training import checkpointing, loop
 from ran_jax.training.checkpointing import CheckpointMismatchError
@@ -78,10 +78,6 @@ def _assert_identical(workdir, reference):
     for key, value in arrays.items():
         np.testing.assert_array_equal(value, ref_arrays[key], err_msg=key)
     assert metrics == ref_metrics
-
-
-def _error_lines(err: str) -> list[str]:
-    return [line for line in err.splitlines() if line.startswith("error:")]
 
 
 def _wait_for_text(proc, log, text: str, seconds: float = 60) -> None:
@@ -206,7 +202,8 @@ def test_a_second_run_on_a_held_workdir_is_refused_naming_the_holder_and_writes_
     setup, reference
 ):
     """The lock a running command holds, taken here by this test's process (alive, like a
-    run in another shell): the same command is refused at once and changes nothing."""
+    run in another shell): the command's start (``main.train``, here in this process) is
+    refused at once in one line and changes nothing."""
     workdir = setup["base"] / "held"
     shutil.copytree(setup["base"] / "reference", workdir)
     lock = WorkdirLock(str(workdir))
@@ -214,12 +211,15 @@ def test_a_second_run_on_a_held_workdir_is_refused_naming_the_holder_and_writes_
     try:
         before = _listing(workdir)
         holder = json.loads((workdir / "lock.json").read_text())
-        rc, err = run(setup, workdir, f"--config.num_train_steps={STEPS + 2}")
+        config = load_config(setup)
+        config.num_train_steps = STEPS + 2
+        with pytest.raises(SystemExit) as refused:
+            main.train(config, str(workdir))
         assert _listing(workdir) == before
     finally:
         lock.release()
-    assert rc != 0 and "Traceback" not in err
-    (line,) = _error_lines(err)
+    line = str(refused.value.code)
+    assert line.startswith("error: ") and "\n" not in line
     assert f"is in use by another training run: pid {os.getpid()} on this host" in line
     assert holder["host"] in line
 
@@ -325,9 +325,9 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(setup, referen
         if f.is_file():
             f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
     config = _tiny_config(setup)
-    config.num_train_steps = saved[-2] + 1
+    config.num_train_steps = saved[-2]  # nothing left to train once it has resumed
     state = loop.train_and_evaluate(config, str(workdir), input_pipeline.DataSet(config))
-    assert int(state.step) == saved[-2] + 1  # resumed from the previous good step
+    assert int(state.step) == saved[-2]  # resumed from the previous good step
     assert (workdir / "corrupt_checkpoints" / str(saved[-1])).is_dir()
 
 
@@ -338,9 +338,9 @@ def test_corrupt_saved_metrics_set_that_checkpoint_aside_too(setup, reference):
     saved = steps(workdir)
     (workdir / "checkpoints" / str(saved[-1]) / "metrics" / "metrics").write_text("{garb")
     config = _tiny_config(setup)
-    config.num_train_steps = saved[-2] + 1
+    config.num_train_steps = saved[-2]  # nothing left to train once it has resumed
     state = loop.train_and_evaluate(config, str(workdir), input_pipeline.DataSet(config))
-    assert int(state.step) == saved[-2] + 1  # resumed from the previous good step
+    assert int(state.step) == saved[-2]  # resumed from the previous good step
     assert (workdir / "corrupt_checkpoints" / str(saved[-1])).is_dir()
 
 
