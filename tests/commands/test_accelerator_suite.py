@@ -66,7 +66,7 @@ def test_cases_are_unique_ordered_and_paired():
         if c.impl == "jax":  # remat and pmap runs have no PyTorch twin
             assert {(c.peer_key, "torch-eager"), (c.peer_key, "torch-compile")} <= peers
     tiny = [c.name for c in grid.cases(grid.TINY)]
-    assert len(tiny) == len(set(tiny)) == 27
+    assert len(tiny) == len(set(tiny)) == 20
     assert [c.name for c in grid.select(full, "train/cifar*/b1024/*,pipeline/*")] == [
         "train/cifar_attention92/32/b1024/jax",
         "train/cifar_attention92/32/b1024/torch-eager",
@@ -161,13 +161,14 @@ def test_budget_stops_the_running_case_and_skips_the_rest(tmp_path):
 
 def test_a_worker_that_dies_costs_its_case_and_a_new_one_runs_the_rest(tmp_path):
     # XLA aborts the process at its first computation on an unknown flag.
-    cases = "eval/attention56/*/jax,eval/attention92/32/*/jax"
-    proc = _run(tmp_path, "--tiny", f"--cases={cases}", XLA_FLAGS="--xla_not_a_real_flag")
+    proc = _run(
+        tmp_path, "--tiny", "--cases=eval/attention56/*/jax", XLA_FLAGS="--xla_not_a_real_flag"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = [r for r in _records(tmp_path) if r["case"] != "environment"]
     assert [r["case"] for r in records] == [
         "eval/attention56/32/b2/jax",
-        "eval/attention92/32/b2/jax",
+        "eval/attention56/40/b2/jax",
     ]
     for r in records:
         assert r["status"] == "error"
@@ -221,7 +222,7 @@ def test_tiny_run_records_every_case_with_its_figures(tiny_run):
 
     summary = json.loads((out / store.SUMMARY_JSON).read_text())
     paired = [r for r in summary["speed"] if r["case"].endswith("/jax")]
-    assert len(paired) == 6
+    assert len(paired) == len([n for n in names if n.endswith("/jax")]) == 4
     for r in paired:
         assert r["ratio_vs_pytorch-eager"] > 0 and r["ratio_vs_pytorch-compile"] > 0, r
         assert r["params_match"] is True, r
