@@ -57,21 +57,20 @@ def cluttered_digits_dir(tmp_path_factory):
 # --dist loadfile, pytest-xdist hands out files largest test count first, which leaves these
 # few-test files for the end, where one of them runs alone while the other worker idles.
 # Starting them first lets the many short files fill in around them.
-SLOW_FILES = (  # by their time in a full run (--durations=0), 2026-12-06
-    "test_fashion_mnist_run.py",
+SLOW_FILES = (  # by their time in a full run (--cpu-report's wall seconds), 2026-12-07
     "test_reliability.py",
-    "test_main.py",
-    "test_use_trained.py",
-    "test_onnx_export.py",
+    "test_accelerator_suite.py",  # its dry run needs PyTorch: seconds without
     "test_multiprocess.py",
-    "test_accelerator_suite.py",
+    "test_use_trained.py",
     "test_network.py",
-    "test_registry.py",
-    "test_studies.py",
-    "test_image_decoding.py",
-    "test_architecture.py",
+    "test_fashion_mnist_run.py",
+    "test_onnx_export.py",
     "test_tiny_imagenet_run.py",
+    "test_main.py",
     "test_train.py",
+    "test_studies.py",
+    "test_registry.py",
+    "test_architecture.py",
     "test_old_runs.py",
 )
 
