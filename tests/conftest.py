@@ -10,6 +10,8 @@ import resource
 import tempfile
 import time
 
+from helpers import COMPILE_XLA_FLAGS
+
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Tests compile the same tiny steps in many processes (CLI runs, resumed runs): a persistent
 # XLA cache shared by them (and inherited by subprocesses) turns repeats into cache hits.
@@ -24,6 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # environment, not with jax.config, so that the CLI runs in subprocesses compile the same way
 # and share the cache entries of the test process.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+if COMPILE_XLA_FLAGS:
+    os.environ.setdefault("XLA_FLAGS", COMPILE_XLA_FLAGS)
 # The CLI runs of tests train tiny models for a few steps. One run of test_reliability.py took
 # 7:32 with host_allocator's setting and 5:20 without; tests of the setting set it themselves.
 os.environ.setdefault("RAN_JAX_KEEP_FREED_MEMORY", "0")

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from helpers import ROOT
+from helpers import ROOT, xla_flags
 
 
 def run(module: str, *args: str, devices: int = 1) -> subprocess.CompletedProcess:
@@ -13,7 +13,7 @@ def run(module: str, *args: str, devices: int = 1) -> subprocess.CompletedProces
         os.environ,
         PYTHONPATH=ROOT,
         JAX_PLATFORMS="cpu",
-        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+        XLA_FLAGS=xla_flags(devices),
     )
     return subprocess.run(
         [sys.executable, "-m", f"ran_jax.{module}", *args],

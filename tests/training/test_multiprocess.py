@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import ROOT
+from helpers import COMPILE_XLA_FLAGS, ROOT
 from helpers.multiprocess_worker import STEPS
 
 pytestmark = pytest.mark.slow  # three training processes
@@ -37,8 +37,8 @@ def _start(devices, *args):
         JAX_PLATFORMS="cpu",
         JAX_NUM_CPU_DEVICES=str(devices),
         JAX_DISABLE_MOST_OPTIMIZATIONS="1",
+        XLA_FLAGS=COMPILE_XLA_FLAGS,  # and no device count: JAX_NUM_CPU_DEVICES gives it
     )
-    env.pop("XLA_FLAGS", None)
     if distributed:  # a collective loaded from the persistent cache hangs (docs/training.md)
         env.pop("JAX_COMPILATION_CACHE_DIR", None)
     return subprocess.Popen(

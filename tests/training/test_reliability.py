@@ -18,6 +18,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from helpers import xla_flags
 from helpers.runs import (
     EVERY,
     STEPS,
@@ -264,7 +265,7 @@ def test_a_run_resumes_on_other_device_counts_and_modes_with_the_same_losses(set
     for step in later:  # as if it had stopped at its first checkpoint
         shutil.rmtree(workdir / "checkpoints" / str(step))
     flags = (f"--config.num_train_steps={first + 2}", "--config.parallelism=pmap")
-    env = dict(command_env(), XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = dict(command_env(), XLA_FLAGS=xla_flags(2))
     rc, err = run(setup, workdir, *flags, env=env)
     assert rc == 0, err[-2000:]
     assert f"Resumed from the checkpoint of step {first}" in err and "2 devices" in err

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, xla_flags
 
 pytestmark = pytest.mark.slow  # a training process on 8 devices
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow  # a training process on 8 devices
 def parallel_runs():
     env = dict(
         os.environ,
-        XLA_FLAGS="--xla_force_host_platform_device_count=8",
+        XLA_FLAGS=xla_flags(8),
         JAX_PLATFORMS="cpu",
         PYTHONPATH=ROOT,
     )
